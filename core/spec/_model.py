@@ -1,0 +1,324 @@
+"""The spec language: validated models of a whole spec.
+
+Validation runs in two stages and reports the problems of both at once. The first stage checks
+the fixed layout (sections, seed, output folder). The second looks up each component section's
+``name:`` (``recipe:`` for ``train``) in the registry and validates the rest of the section with
+that component's own configuration model.
+"""
+
+from __future__ import annotations
+
+import re
+import typing
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from adaptlab.core.errors import RegistryError, SpecError
+from adaptlab.core.spec._files import apply_overrides, load_spec_data
+from adaptlab.registry import Registry, get_registry, suggest
+
+__all__ = ["ComponentRef", "ModelSpec", "Spec", "load_spec", "validate_spec"]
+
+_MAX_SHOWN = 60
+
+
+class ComponentRef(BaseModel):
+    """A component chosen in a spec, with its validated configuration."""
+
+    model_config = ConfigDict(arbitrary_types_allowed=True, frozen=True)
+
+    kind: str
+    name: str
+    config: Any
+    discriminator: str = "name"
+
+    def to_data(self) -> dict[str, Any]:
+        return {self.discriminator: self.name, **self.config.model_dump(mode="json")}
+
+
+class ModelSpec(BaseModel):
+    """The ``model:`` section: what is composed into one trainable module."""
+
+    model_config = ConfigDict(frozen=True)
+
+    backbone: ComponentRef | None = None
+    adapter: ComponentRef | None = None
+    heads: dict[str, ComponentRef]
+    policy: ComponentRef | None = None
+    graph_encoder: ComponentRef | None = None
+
+
+class Spec(BaseModel):
+    """A fully validated spec."""
+
+    model_config = ConfigDict(frozen=True)
+
+    seed: int
+    name: str | None
+    output_dir: str
+    data: ComponentRef
+    model: ModelSpec
+    train: ComponentRef
+    source: str | None = None
+
+    def to_data(self) -> dict[str, Any]:
+        """Return the resolved spec as plain data, defaults included, ready for YAML."""
+        model: dict[str, Any] = {}
+        for section in ("backbone", "adapter", "policy", "graph_encoder"):
+            ref = getattr(self.model, section)
+            model[section] = ref.to_data() if ref is not None else None
+        model["heads"] = {task: ref.to_data() for task, ref in self.model.heads.items()}
+        return {
+            "seed": self.seed,
+            "name": self.name,
+            "output_dir": self.output_dir,
+            "data": self.data.to_data(),
+            "model": model,
+            "train": self.train.to_data(),
+        }
+
+
+_RUN_NAME = r"^[A-Za-z0-9][A-Za-z0-9._-]*$"
+
+
+class _Layout(BaseModel):
+    """First validation stage: the fixed sections, components left as mappings."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    class _Model(BaseModel):
+        model_config = ConfigDict(extra="forbid")
+
+        backbone: dict[str, Any] | None = None
+        adapter: dict[str, Any] | None = None
+        heads: dict[str, dict[str, Any]] = Field(min_length=1)
+        policy: dict[str, Any] | None = None
+        graph_encoder: dict[str, Any] | None = None
+
+    seed: int = Field(0, ge=0, description="Seed of every random number generator of the run.")
+    name: str | None = Field(
+        None, pattern=_RUN_NAME, description="Run name; the run folder is NAME-TIMESTAMP."
+    )
+    output_dir: str = Field("runs", description="Folder receiving run folders.")
+    data: dict[str, Any]
+    model: _Model
+    train: dict[str, Any]
+
+
+_SECTIONS: tuple[tuple[str, str, str], ...] = (
+    # (dotted path, component kind, discriminator key)
+    ("data", "dataset", "name"),
+    ("model.backbone", "backbone", "name"),
+    ("model.adapter", "adapter", "name"),
+    ("model.policy", "policy", "name"),
+    ("model.graph_encoder", "graph_encoder", "name"),
+    ("train", "recipe", "recipe"),
+)
+
+
+def load_spec(
+    path: str | Path, overrides: list[str] | tuple[str, ...] = (), registry: Registry | None = None
+) -> Spec:
+    """Read, compose, override and validate the spec at ``path``."""
+    data = load_spec_data(path)
+    return validate_spec(data, overrides=overrides, registry=registry, source=str(path))
+
+
+def validate_spec(
+    data: Mapping[str, Any],
+    overrides: list[str] | tuple[str, ...] = (),
+    registry: Registry | None = None,
+    source: str | None = None,
+) -> Spec:
+    """Validate plain spec data; raise :class:`SpecError` listing every problem."""
+    registry = registry or get_registry()
+    data, origins = apply_overrides(dict(data), overrides)
+    problems: list[str] = []
+    try:
+        layout = _Layout.model_validate(data)
+    except ValidationError as error:
+        problems += _format_errors(error, prefix="", model=_Layout, origins=origins)
+        layout = None
+
+    refs: dict[str, ComponentRef | None] = {}
+    for path, kind, key in _SECTIONS:
+        section = _lookup(data, path)
+        if section is None or not isinstance(section, Mapping):
+            refs[path] = None
+            continue
+        refs[path] = _validate_component(
+            section, path, kind, key, registry, problems, origins
+        )
+    heads: dict[str, ComponentRef] = {}
+    raw_heads = _lookup(data, "model.heads")
+    if isinstance(raw_heads, Mapping):
+        for task, section in raw_heads.items():
+            if isinstance(section, Mapping):
+                ref = _validate_component(
+                    section, f"model.heads.{task}", "head", "name", registry, problems, origins
+                )
+                if ref is not None:
+                    heads[str(task)] = ref
+
+    if isinstance(data.get("model"), Mapping):
+        has_backbone = data["model"].get("backbone") is not None
+        has_encoder = data["model"].get("graph_encoder") is not None
+        if has_backbone == has_encoder:
+            problems.append(
+                "model: set exactly one of model.backbone (images, sequences) and "
+                "model.graph_encoder (graphs)"
+                + (" (found both)" if has_backbone else " (found neither)")
+            )
+    dataset = refs.get("data")
+    if dataset is not None and heads:
+        problems += _check_tasks(dataset, heads)
+
+    if problems or layout is None:
+        raise SpecError(problems, source=source)
+    return Spec(
+        seed=layout.seed,
+        name=layout.name,
+        output_dir=layout.output_dir,
+        data=refs["data"],
+        model=ModelSpec(
+            backbone=refs["model.backbone"],
+            adapter=refs["model.adapter"],
+            heads=heads,
+            policy=refs["model.policy"],
+            graph_encoder=refs["model.graph_encoder"],
+        ),
+        train=refs["train"],
+        source=source,
+    )
+
+
+def _validate_component(
+    section: Mapping[str, Any],
+    path: str,
+    kind: str,
+    key: str,
+    registry: Registry,
+    problems: list[str],
+    origins: Mapping[str, str],
+) -> ComponentRef | None:
+    name = section.get(key)
+    if name is None:
+        names = ", ".join(registry.names(kind)) or "none installed"
+        problems.append(f"{path}.{key}: missing; choose the {kind} (available: {names})")
+        return None
+    try:
+        component = registry.get(kind, str(name))
+    except RegistryError as error:
+        problems.append(f"{path}.{key}: {error}" + _origin(f"{path}.{key}", origins))
+        return None
+    settings = {k: v for k, v in section.items() if k != key}
+    try:
+        config = component.config.model_validate(settings)
+    except ValidationError as error:
+        problems += _format_errors(error, prefix=path, model=component.config, origins=origins)
+        return None
+    return ComponentRef(kind=kind, name=str(name), config=config, discriminator=key)
+
+
+def _check_tasks(dataset: ComponentRef, heads: Mapping[str, ComponentRef]) -> list[str]:
+    declared = getattr(dataset.config, "task_names", None)
+    if not callable(declared):
+        return []
+    tasks = list(declared())
+    problems = []
+    for task in heads:
+        if task not in tasks:
+            hint = suggest(task, tasks)
+            problems.append(
+                f"model.heads.{task}: dataset {dataset.name!r} has no task {task!r}"
+                + (f"; {hint}" if hint else "")
+                + f" (its tasks: {', '.join(tasks)})"
+            )
+    return problems
+
+
+def _lookup(data: Mapping[str, Any], path: str) -> Any:
+    node: Any = data
+    for part in path.split("."):
+        if not isinstance(node, Mapping):
+            return None
+        node = node.get(part)
+    return node
+
+
+def _origin(path: str, origins: Mapping[str, str]) -> str:
+    for candidate, text in origins.items():
+        if path == candidate or path.startswith(candidate + ".") or candidate.startswith(path + "."):
+            return f" [set by override {text!r}]"
+    return ""
+
+
+def _short(value: Any) -> str:
+    text = repr(value)
+    return text if len(text) <= _MAX_SHOWN else text[: _MAX_SHOWN - 3] + "..."
+
+
+def _format_errors(
+    error: ValidationError, prefix: str, model: type[BaseModel], origins: Mapping[str, str]
+) -> list[str]:
+    lines = []
+    for item in error.errors(include_url=False):
+        loc = [str(part) for part in item["loc"]]
+        path = ".".join(filter(None, [prefix, *loc])) or "(top level)"
+        kind = item["type"]
+        if kind == "missing":
+            message = "missing required field"
+            expected = _field_type(model, loc)
+            if expected:
+                message += f" (expected {expected})"
+        elif kind == "extra_forbidden":
+            known = _field_names(model, loc[:-1])
+            hint = suggest(loc[-1], known)
+            message = "unknown field"
+            message += f"; {hint}" if hint else (f"; valid fields: {', '.join(known)}" if known else "")
+        else:
+            message = f"{item['msg']} (found {_short(item.get('input'))})"
+        lines.append(f"{path}: {message}{_origin(path, origins)}")
+    return lines
+
+
+def _model_at(model: type[BaseModel], loc: list[str]) -> type[BaseModel] | None:
+    """Follow field annotations of ``model`` along ``loc``; ``None`` when it leaves models."""
+    current: Any = model
+    for part in loc:
+        if not (isinstance(current, type) and issubclass(current, BaseModel)):
+            return None
+        field = current.model_fields.get(part)
+        if field is None:
+            return None
+        current = _unwrap(field.annotation)
+    return current if isinstance(current, type) and issubclass(current, BaseModel) else None
+
+
+def _unwrap(annotation: Any) -> Any:
+    for argument in typing.get_args(annotation) or ():
+        if isinstance(argument, type) and issubclass(argument, BaseModel):
+            return argument
+    return annotation
+
+
+def _field_names(model: type[BaseModel], loc: list[str]) -> list[str]:
+    target = _model_at(model, loc)
+    return sorted(target.model_fields) if target is not None else []
+
+
+def _field_type(model: type[BaseModel], loc: list[str]) -> str:
+    target = _model_at(model, loc[:-1])
+    if target is None or loc[-1] not in target.model_fields:
+        return ""
+    return _type_name(target.model_fields[loc[-1]].annotation)
+
+
+def _type_name(annotation: Any) -> str:
+    if isinstance(annotation, type):
+        return annotation.__name__
+    text = str(annotation).replace("typing.", "")
+    return re.sub(r"\b[\w.]+\.(\w+)", r"\1", text)

@@ -1,0 +1,91 @@
+"""JSON Schema of the spec language and field tables of component configurations."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, Literal, Union
+
+from pydantic import BaseModel, ConfigDict, Field, create_model
+from pydantic_core import PydanticUndefined
+
+from adaptlab.registry import Component, Registry, get_registry
+from adaptlab.core.spec._model import _SECTIONS, _Layout, _type_name
+
+__all__ = ["describe_fields", "spec_json_schema"]
+
+
+def _tagged(component: Component, key: str) -> type[BaseModel]:
+    """The component's configuration model with its discriminator field added."""
+    return create_model(
+        f"{component.kind}_{component.name}",
+        __base__=component.config,
+        __doc__=component.summary or component.config.__doc__,
+        **{key: (Literal[component.name], Field(description=f"Selects {component.kind} "
+                                                          f"{component.name!r}."))},
+    )
+
+
+def _union(registry: Registry, kind: str, key: str) -> Any:
+    members = [_tagged(component, key) for component in registry.find(kind)]
+    if not members:
+        return dict[str, Any]
+    if len(members) == 1:
+        return members[0]
+    return Annotated[Union[tuple(members)], Field(discriminator=key)]  # noqa: UP007
+
+
+def spec_json_schema(registry: Registry | None = None) -> dict[str, Any]:
+    """Return a JSON Schema describing every spec that the installed plugins accept."""
+    registry = registry or get_registry()
+    kinds = {path: (kind, key) for path, kind, key in _SECTIONS}
+
+    def section(path: str) -> Any:
+        kind, key = kinds[path]
+        return _union(registry, kind, key)
+
+    model_section = create_model(
+        "ModelSection",
+        __config__=ConfigDict(extra="forbid"),
+        backbone=(section("model.backbone") | None, None),
+        adapter=(section("model.adapter") | None, None),
+        heads=(dict[str, _union(registry, "head", "name")], ...),
+        policy=(section("model.policy") | None, None),
+        graph_encoder=(section("model.graph_encoder") | None, None),
+    )
+    layout_fields = _Layout.model_fields
+    spec_model = create_model(
+        "AdaptlabSpec",
+        __config__=ConfigDict(extra="forbid"),
+        extends=(str | list[str] | None, Field(None, description="Spec files to compose, "
+                                                                  "relative to this file.")),
+        seed=(int, layout_fields["seed"]),
+        name=(str | None, layout_fields["name"]),
+        output_dir=(str, layout_fields["output_dir"]),
+        data=(section("data"), ...),
+        model=(model_section, ...),
+        train=(section("train"), ...),
+    )
+    schema = spec_model.model_json_schema()
+    schema["$schema"] = "https://json-schema.org/draft/2020-12/schema"
+    schema["title"] = "adaptlab spec"
+    return schema
+
+
+def describe_fields(config: type[BaseModel]) -> list[dict[str, str]]:
+    """Return one row per configuration field: name, type, default and description."""
+    rows = []
+    for name, field in config.model_fields.items():
+        if field.default is not PydanticUndefined:
+            default = repr(field.default)
+        elif field.default_factory is not None:
+            default = repr(field.default_factory())
+        else:
+            default = "required"
+        rows.append(
+            {
+                "name": name,
+                "type": _type_name(field.annotation),
+                "default": default,
+                "description": field.description or "",
+            }
+        )
+    return rows
