@@ -8,11 +8,11 @@ that component's own configuration model.
 
 from __future__ import annotations
 
-import re
+import types
 import typing
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
@@ -318,7 +318,20 @@ def _field_type(model: type[BaseModel], loc: list[str]) -> str:
 
 
 def _type_name(annotation: Any) -> str:
+    """Render a type annotation the way a spec author reads it: ``int | None``, ``'a' | 'b'``."""
+    origin = typing.get_origin(annotation)
+    arguments = typing.get_args(annotation)
+    if origin is Literal:
+        return " | ".join(repr(a) for a in arguments)
+    if origin in (typing.Union, types.UnionType):
+        return " | ".join(_type_name(a) for a in arguments)
+    if origin is typing.Annotated:
+        return _type_name(arguments[0])
+    if origin is not None:
+        inner = ", ".join(_type_name(a) for a in arguments)
+        return f"{getattr(origin, '__name__', str(origin))}[{inner}]"
+    if annotation is type(None):
+        return "None"
     if isinstance(annotation, type):
         return annotation.__name__
-    text = str(annotation).replace("typing.", "")
-    return re.sub(r"\b[\w.]+\.(\w+)", r"\1", text)
+    return str(annotation).replace("typing.", "")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import typing
 from typing import Annotated, Any, Literal, Union
 
 from pydantic import BaseModel, ConfigDict, Field, create_model
@@ -70,22 +71,41 @@ def spec_json_schema(registry: Registry | None = None) -> dict[str, Any]:
     return schema
 
 
-def describe_fields(config: type[BaseModel]) -> list[dict[str, str]]:
-    """Return one row per configuration field: name, type, default and description."""
+def describe_fields(config: type[BaseModel], prefix: str = "") -> list[dict[str, str]]:
+    """Return one row per configuration field: name, type, default and description.
+
+    Fields holding a nested configuration model are expanded into dotted rows
+    (``optimizer.lr``), which is also how overrides address them.
+    """
     rows = []
     for name, field in config.model_fields.items():
+        nested = _nested_model(field.annotation)
         if field.default is not PydanticUndefined:
-            default = repr(field.default)
+            default = "None" if field.default is None else repr(field.default)
         elif field.default_factory is not None:
-            default = repr(field.default_factory())
+            default = "" if nested else repr(field.default_factory())
         else:
             default = "required"
+        if nested is not None and field.default is None:
+            default = "None"
         rows.append(
             {
-                "name": name,
-                "type": _type_name(field.annotation),
+                "name": prefix + name,
+                "type": nested.__name__ if nested is not None and default != "None"
+                else _type_name(field.annotation),
                 "default": default,
-                "description": field.description or "",
+                "description": field.description or (nested.__doc__ or "").strip().split("\n")[0]
+                if nested is not None else field.description or "",
             }
         )
+        if nested is not None:
+            rows += describe_fields(nested, prefix=f"{prefix}{name}.")
     return rows
+
+
+def _nested_model(annotation: Any) -> type[BaseModel] | None:
+    candidates = typing.get_args(annotation) or (annotation,)
+    for candidate in candidates:
+        if isinstance(candidate, type) and issubclass(candidate, BaseModel):
+            return candidate
+    return None

@@ -1,0 +1,326 @@
+"""Command-line interface: ``adaptlab COMMAND``.
+
+Listing, describing, validating and ``--help`` import only pydantic, pluggy and PyYAML; torch
+and the other heavy libraries are imported by the commands that build components.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from adaptlab.core.contracts import COMPONENT_KINDS
+from adaptlab.core.errors import AdaptlabError
+
+__all__ = ["main"]
+
+logger = logging.getLogger("adaptlab.cli")
+
+EXIT_USAGE = 2
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="adaptlab",
+        description="Compose, train and evaluate parameter-efficient and adaptive models "
+        "from YAML specs.",
+    )
+    from adaptlab.core import __version__
+
+    parser.add_argument("--version", action="version", version=f"adaptlab {__version__}")
+    parser.add_argument(
+        "-v", "--verbose", action="count", default=0, help="More log output (repeat for debug)."
+    )
+    parser.add_argument("-q", "--quiet", action="store_true", help="Only warnings and errors.")
+    parser.add_argument(
+        "--disable-plugin",
+        action="append",
+        default=[],
+        metavar="NAME",
+        help="Do not load the plugin NAME (repeatable; adds to ADAPTLAB_DISABLE_PLUGINS).",
+    )
+    parser.add_argument(
+        "--plugin",
+        action="append",
+        default=[],
+        metavar="NAME",
+        help="Load only the named plugins (repeatable; replaces ADAPTLAB_PLUGINS).",
+    )
+    parser.add_argument(
+        "--no-plugin-autoload",
+        action="store_true",
+        help="Load no installed plugin unless named by --plugin or ADAPTLAB_PLUGINS.",
+    )
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+
+    commands.add_parser("plugins", help="List plugins with versions, hook API and components.")
+
+    components = commands.add_parser("components", help="List registered components.")
+    components.add_argument(
+        "kind", nargs="?", help=f"Component kind ({', '.join(COMPONENT_KINDS)}) or a name pattern."
+    )
+    components.add_argument("pattern", nargs="?", default="*", help="Name pattern, e.g. 'lo*'.")
+
+    describe = commands.add_parser("describe", help="Show a component's configuration fields.")
+    describe.add_argument("kind", help=f"Component kind: {', '.join(COMPONENT_KINDS)}.")
+    describe.add_argument("name", help="Component name.")
+    describe.add_argument("--json", action="store_true", help="Print the JSON Schema instead.")
+
+    def add_spec_arguments(sub: argparse.ArgumentParser) -> None:
+        sub.add_argument("spec", type=Path, help="Spec file (YAML).")
+        sub.add_argument(
+            "overrides", nargs="*", metavar="PATH=VALUE", help="Overrides, e.g. train.epochs=3."
+        )
+
+    validate = commands.add_parser("validate", help="Validate a spec; exit status 2 if invalid.")
+    add_spec_arguments(validate)
+    show = commands.add_parser("show", help="Print the resolved spec with every default.")
+    add_spec_arguments(show)
+
+    schema = commands.add_parser("schema", help="Print the JSON Schema of the spec language.")
+    schema.add_argument("-o", "--output", type=Path, help="Write to this file instead.")
+
+    train = commands.add_parser("train", help="Train a spec, or resume a run with --resume.")
+    train.add_argument("spec", type=Path, nargs="?", help="Spec file; optional with --resume.")
+    train.add_argument(
+        "overrides", nargs="*", metavar="PATH=VALUE", help="Overrides, e.g. train.epochs=3."
+    )
+    train.add_argument(
+        "--resume", type=Path, metavar="RUN_DIR", help="Continue this run from its last checkpoint."
+    )
+
+    evaluate = commands.add_parser("evaluate", help="Evaluate a finished or interrupted run.")
+    evaluate.add_argument("run_dir", type=Path, help="Run folder written by `adaptlab train`.")
+    evaluate.add_argument("--split", default="test", help="Dataset split (default: test).")
+    evaluate.add_argument(
+        "--checkpoint", default="best", choices=["best", "last"], help="Checkpoint to load."
+    )
+    return parser
+
+
+def _configure_logging(verbose: int, quiet: bool) -> None:
+    level = logging.WARNING if quiet else (logging.DEBUG if verbose > 1 else logging.INFO)
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(logging.Formatter("%(levelname)s %(name)s: %(message)s"))
+    root = logging.getLogger()
+    root.handlers[:] = [handler]
+    root.setLevel(logging.WARNING)
+    logging.getLogger("adaptlab").setLevel(level)
+
+
+def _registry(arguments: argparse.Namespace) -> Any:
+    from adaptlab.registry import PluginSelection, load_registry, reset_registry
+
+    selection = PluginSelection.from_environment()
+    selection.disabled += arguments.disable_plugin
+    if arguments.plugin:
+        selection.only = list(arguments.plugin)
+    if arguments.no_plugin_autoload:
+        selection.autoload = False
+    registry = load_registry(selection)
+    reset_registry(registry)
+    return registry
+
+
+def _print(text: str = "") -> None:
+    sys.stdout.write(text + "\n")
+
+
+def _table(headers: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
+    """Format rows as a plain aligned table (wide columns wrap in the terminal, not here)."""
+    widths = [len(h) for h in headers]
+    for row in rows:
+        widths = [max(w, len(str(cell))) for w, cell in zip(widths, row)]
+    lines = ["  ".join(h.upper().ljust(w) for h, w in zip(headers, widths)).rstrip()]
+    for row in rows:
+        lines.append("  ".join(str(c).ljust(w) for c, w in zip(row, widths)).rstrip())
+    return "\n".join(lines)
+
+
+def _command_plugins(arguments: argparse.Namespace) -> int:
+    registry = _registry(arguments)
+    rows = []
+    for record in sorted(registry.plugins.values(), key=lambda r: r.name):
+        status = "ok" if record.loaded else f"FAILED: {record.error}"
+        rows.append(
+            [
+                record.name,
+                record.version,
+                record.hook_api or "-",
+                ", ".join(record.components) or "-",
+                status,
+            ]
+        )
+    if not rows:
+        _print("no plugins loaded (check ADAPTLAB_PLUGINS and ADAPTLAB_DISABLE_PLUGIN_AUTOLOAD)")
+    else:
+        _print(_table(["plugin", "version", "hook api", "components", "status"], rows))
+    for problem in registry.problems:
+        if not any(problem.endswith(str(r.error)) for r in registry.plugins.values() if r.error):
+            _print(f"problem: {problem}")
+    return 0
+
+
+def _command_components(arguments: argparse.Namespace) -> int:
+    registry = _registry(arguments)
+    kind, pattern = arguments.kind, arguments.pattern
+    if kind is not None and kind not in COMPONENT_KINDS:
+        if arguments.pattern != "*":
+            registry.find(kind)  # raises the unknown-kind error with a suggestion
+        kind, pattern = None, kind
+    components = registry.find(kind, pattern)
+    rows = [[c.kind, c.name, c.plugin, c.summary] for c in components]
+    if rows:
+        _print(_table(["kind", "name", "plugin", "summary"], rows))
+    else:
+        _print(f"no {kind or 'component'} matches {pattern!r}")
+    return 0
+
+
+def _command_describe(arguments: argparse.Namespace) -> int:
+    from adaptlab.core.spec._schema import describe_fields
+
+    registry = _registry(arguments)
+    component = registry.get(arguments.kind, arguments.name)
+    if arguments.json:
+        _print(json.dumps(component.config.model_json_schema(), indent=2))
+        return 0
+    _print(f"{component.kind} {component.name!r} from plugin {component.plugin!r} "
+           f"{component.plugin_version}")
+    if component.summary:
+        _print(component.summary)
+    _print()
+    rows = [
+        [row["name"], row["type"], row["default"], row["description"]]
+        for row in describe_fields(component.config)
+    ]
+    _print(_table(["field", "type", "default", "description"], rows) if rows else "no fields")
+    return 0
+
+
+def _load(arguments: argparse.Namespace) -> Any:
+    from adaptlab.core.spec import load_spec
+
+    return load_spec(arguments.spec, arguments.overrides, registry=_registry(arguments))
+
+
+def _command_validate(arguments: argparse.Namespace) -> int:
+    spec = _load(arguments)
+    parts = [f"dataset {spec.data.name}"]
+    if spec.model.backbone is not None:
+        parts.append(f"backbone {spec.model.backbone.name}")
+    if spec.model.graph_encoder is not None:
+        parts.append(f"graph encoder {spec.model.graph_encoder.name}")
+    if spec.model.adapter is not None:
+        parts.append(f"adapter {spec.model.adapter.name}")
+    parts.append(f"{len(spec.model.heads)} head(s)")
+    parts.append(f"recipe {spec.train.name}")
+    _print(f"{arguments.spec}: valid ({', '.join(parts)})")
+    return 0
+
+
+def _command_show(arguments: argparse.Namespace) -> int:
+    import yaml
+
+    spec = _load(arguments)
+    _print(yaml.safe_dump(spec.to_data(), sort_keys=False).rstrip())
+    return 0
+
+
+def _command_schema(arguments: argparse.Namespace) -> int:
+    from adaptlab.core.spec._schema import spec_json_schema
+
+    text = json.dumps(spec_json_schema(_registry(arguments)), indent=2)
+    if arguments.output:
+        arguments.output.write_text(text + "\n", encoding="utf-8")
+        _print(f"wrote {arguments.output}")
+    else:
+        _print(text)
+    return 0
+
+
+def _command_train(arguments: argparse.Namespace) -> int:
+    from adaptlab.core.training import api
+
+    registry = _registry(arguments)
+    if arguments.spec is None and arguments.resume is None:
+        raise _UsageError("train needs a SPEC file, or --resume RUN_DIR")
+    if arguments.spec is not None:
+        from adaptlab.core.spec import load_spec
+
+        spec = load_spec(arguments.spec, arguments.overrides, registry=registry)
+    else:
+        if arguments.overrides:
+            raise _UsageError("overrides need a SPEC; a resumed run keeps its stored spec")
+        spec = api.load_run_spec(arguments.resume, registry=registry)
+    summary = api.train(spec, resume_dir=arguments.resume, registry=registry)
+    _print_summary(summary)
+    return 0
+
+
+def _print_summary(summary: dict[str, Any]) -> None:
+    metrics = summary.get("final_metrics") or summary.get("best_metrics") or {}
+    if metrics:
+        rows = [[name, f"{value:.4f}" if isinstance(value, float) else str(value)]
+                for name, value in sorted(metrics.items())]
+        _print(_table(["metric", "value"], rows))
+    status = summary.get("status", "finished")
+    _print(f"run {status}: {summary.get('run_dir')}")
+
+
+def _command_evaluate(arguments: argparse.Namespace) -> int:
+    from adaptlab.core.training import api
+
+    metrics = api.evaluate(
+        arguments.run_dir,
+        split=arguments.split,
+        checkpoint=arguments.checkpoint,
+        registry=_registry(arguments),
+    )
+    rows = [[name, f"{value:.4f}" if isinstance(value, float) else str(value)]
+            for name, value in sorted(metrics.items())]
+    _print(_table(["metric", "value"], rows))
+    return 0
+
+
+class _UsageError(AdaptlabError):
+    exit_code = EXIT_USAGE
+
+
+COMMANDS = {
+    "plugins": _command_plugins,
+    "components": _command_components,
+    "describe": _command_describe,
+    "validate": _command_validate,
+    "show": _command_show,
+    "schema": _command_schema,
+    "train": _command_train,
+    "evaluate": _command_evaluate,
+}
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the CLI; return the exit status (0 success, 1 failure, 2 invalid input)."""
+    arguments = _parser().parse_args(argv)
+    _configure_logging(arguments.verbose, arguments.quiet)
+    try:
+        return COMMANDS[arguments.command](arguments)
+    except AdaptlabError as error:
+        sys.stderr.write(f"error: {error}\n")
+        return error.exit_code
+    except KeyboardInterrupt:
+        sys.stderr.write("interrupted; a started run continues with `adaptlab train --resume RUN_DIR`\n")
+        return 130
+    except BrokenPipeError:
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,1 @@
+"""Training recipes, run directories and checkpoints (imports torch only in submodules)."""
