@@ -126,6 +126,10 @@ class Registry(ComponentRegistry):
         if api_problem:
             self._fail(record, api_problem)
             return record
+        unknown = _unknown_hooks(module)
+        if unknown:
+            self._fail(record, unknown)
+            return record
         try:
             self._manager.register(module, name=name)
         except (ValueError, pluggy.PluginValidationError) as error:
@@ -145,6 +149,9 @@ class Registry(ComponentRegistry):
             except RegistryError as error:
                 self.problems.append(str(error))
                 logger.warning("%s", error)
+                for other in self.plugins.values():
+                    if component.qualified_name in other.components:
+                        other.components.remove(component.qualified_name)
                 continue
             record.components.append(component.qualified_name)
         return record
@@ -194,6 +201,28 @@ def _make_component(
         )
     summary_line = (summary or "").strip().splitlines()[0] if summary else ""
     return Component(kind, name, plugin, version, config, summary_line, factory)
+
+
+def _unknown_hooks(module: Any) -> str | None:
+    """Name hook implementations whose name no hook specification has (a misspelt hook)."""
+    from adaptlab.registry._components import suggest
+
+    known = sorted(HOOK_FOR_KIND.values())
+    unknown = [
+        attribute
+        for attribute in dir(module)
+        if attribute.startswith(hookspecs.PROJECT_NAME + "_")
+        and attribute != "ADAPTLAB_HOOK_API"
+        and callable(getattr(module, attribute))
+        and attribute not in known
+    ]
+    if not unknown:
+        return None
+    parts = []
+    for attribute in unknown:
+        hint = suggest(attribute, known)
+        parts.append(f"{attribute!r}" + (f" ({hint})" if hint else ""))
+    return f"unknown hook {', '.join(parts)}; the hooks are {', '.join(known)}"
 
 
 def _hook_api_problem(declared: Any) -> str | None:

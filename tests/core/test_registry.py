@@ -224,3 +224,29 @@ def test_builtin_plugins_register_through_entry_points():
 def test_config_model_is_pydantic():
     registry = load_registry(PluginSelection(only=["supervised"]))
     assert issubclass(registry.get("recipe", "supervised").config, BaseModel)
+
+
+def test_misspelt_hook_is_reported():
+    module = types.ModuleType("typo")
+
+    @hookimpl
+    def adaptlab_register_adaptors(register):
+        register("x", config=_Config, factory=dict, summary="")
+
+    module.adaptlab_register_adaptors = adaptlab_register_adaptors
+    registry = load_registry(_empty_selection(), {"typo": module})
+    error = registry.plugins["typo"].error
+    assert "unknown hook 'adaptlab_register_adaptors'" in error
+    assert "did you mean 'adaptlab_register_adapters'" in error
+
+
+def test_conflict_removes_name_from_both_records():
+    registry = load_registry(
+        _empty_selection(),
+        {
+            "first": _plugin("first", {"adapters": ["lora", "only_first"]}),
+            "second": _plugin("second", {"adapters": ["lora"]}),
+        },
+    )
+    assert registry.plugins["first"].components == ["adapter:only_first"]
+    assert registry.plugins["second"].components == []
