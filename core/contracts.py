@@ -221,11 +221,18 @@ class DatasetBundle:
 
 @dataclass
 class RunContext:
-    """What a recipe receives: the validated spec, its run directory and resume intent."""
+    """What a recipe receives: the validated spec, its run directory and resume intent.
+
+    ``registry`` is the registry that components are built from (``None``: the process-wide
+    one). ``on_epoch_end(epoch, metrics, checkpoint_path)``, when set, is called after every
+    epoch with the flat metrics of that epoch; tuning code reports to Ray Tune through it.
+    """
 
     spec: Any
     run_dir: Path
     resume: bool = False
+    registry: Any = None
+    on_epoch_end: Callable[[int, dict[str, float], Path | None], Any] | None = None
 
 
 @runtime_checkable

@@ -30,6 +30,15 @@ class OptimizerConfig(ComponentConfig):
     momentum: float = Field(0.9, ge=0, lt=1, description="SGD momentum.")
     nesterov: bool = Field(False, description="Use Nesterov momentum with sgd.")
 
+    @model_validator(mode="after")
+    def _check_nesterov(self) -> OptimizerConfig:
+        if self.nesterov and (self.name != "sgd" or self.momentum == 0):
+            raise ValueError(
+                "nesterov needs name 'sgd' and a momentum above 0 "
+                f"(found name {self.name!r}, momentum {self.momentum})"
+            )
+        return self
+
 
 class SchedulerConfig(ComponentConfig):
     """Learning-rate schedule, stepped once per optimizer step."""
@@ -53,11 +62,16 @@ class EarlyStoppingConfig(ComponentConfig):
 
 
 class CheckpointConfig(ComponentConfig):
-    """Which checkpoints a run keeps."""
+    """Checkpoint frequency, retention and content."""
 
     every_epochs: int = Field(1, ge=1, description="Epochs between checkpoints.")
     keep_last: int = Field(2, ge=1, description="Number of most recent checkpoints kept.")
     keep_best: bool = Field(True, description="Also keep the checkpoint with the best monitor.")
+    weights: Literal["all", "trainable"] = Field(
+        "all",
+        description="Model weights stored per checkpoint: all, or only trainable parameters "
+        "and buffers (for large frozen pretrained backbones that the spec rebuilds identically).",
+    )
 
 
 class SupervisedConfig(ComponentConfig):
@@ -109,5 +123,10 @@ class SupervisedConfig(ComponentConfig):
         if self.monitor is not None and self.monitor != "loss" and "/" not in self.monitor:
             raise ValueError(
                 f"monitor {self.monitor!r} must be 'loss' or 'TASK/METRIC', e.g. 'digit/accuracy'"
+            )
+        if self.scheduler.name == "cosine" and self.scheduler.min_lr > self.optimizer.lr:
+            raise ValueError(
+                f"scheduler.min_lr ({self.scheduler.min_lr}) is above optimizer.lr "
+                f"({self.optimizer.lr}); the cosine schedule decays from lr to min_lr"
             )
         return self

@@ -1,0 +1,35 @@
+# Set-up and everyday commands. Every target installs what it needs first, so on a fresh
+# machine `make demo` and `make test` are the only two commands required.
+
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.adaptlab-installed
+
+.PHONY: install demo test test-all bench clean
+
+install: $(STAMP)
+
+# torch and torchvision are pinned together in constraints.txt; installing them in the same
+# resolver run keeps a later dependency (timm) from swapping torch underneath.
+$(STAMP): pyproject.toml setup.py constraints.txt
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install -c constraints.txt -e '.[dev]'
+	touch $(STAMP)
+
+demo: install
+	$(BIN)/adaptlab train examples/digits/lora.yaml
+
+test: install
+	$(BIN)/python -m pytest -m "not slow"
+
+test-all: install
+	$(BIN)/python -m pytest
+
+bench: install
+	$(BIN)/python benchmarks/cli_startup.py
+	$(BIN)/python benchmarks/train_step.py
+
+clean:
+	rm -rf $(VENV) build *.egg-info
