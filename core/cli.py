@@ -10,7 +10,9 @@ import argparse
 import json
 import logging
 import os
+import shutil
 import sys
+import textwrap
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -99,7 +101,9 @@ def _parser() -> argparse.ArgumentParser:
     evaluate.add_argument("run_dir", type=Path, help="Run folder written by `adaptlab train`.")
     evaluate.add_argument("--split", default="test", help="Dataset split (default: test).")
     evaluate.add_argument(
-        "--checkpoint", default="best", choices=["best", "last"], help="Checkpoint to load."
+        "--checkpoint",
+        default="best",
+        help="Checkpoint to load: best, last, or an epoch number (default: best).",
     )
     return parser
 
@@ -136,13 +140,25 @@ def _print(text: str = "") -> None:
 
 
 def _table(headers: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
-    """Format rows as a plain aligned table (wide columns wrap in the terminal, not here)."""
+    """Format rows as an aligned table; the last column wraps at the terminal width."""
     widths = [len(h) for h in headers]
     for row in rows:
         widths = [max(w, len(str(cell))) for w, cell in zip(widths, row)]
-    lines = ["  ".join(h.upper().ljust(w) for h, w in zip(headers, widths)).rstrip()]
+    columns = shutil.get_terminal_size(fallback=(120, 24)).columns
+    indent = sum(widths[:-1]) + 2 * (len(widths) - 1)
+    last_width = max(columns - indent - 1, 30)
+    widths[-1] = min(widths[-1], last_width)
+
+    def render(cells: Sequence[str]) -> list[str]:
+        leading = "  ".join(str(c).ljust(w) for c, w in zip(cells[:-1], widths))
+        wrapped = textwrap.wrap(str(cells[-1]), last_width) or [""]
+        lines = [f"{leading}  {wrapped[0]}".rstrip() if leading else wrapped[0]]
+        lines += [" " * (indent) + part for part in wrapped[1:]]
+        return lines
+
+    lines = render([h.upper() for h in headers])
     for row in rows:
-        lines.append("  ".join(str(c).ljust(w) for c, w in zip(row, widths)).rstrip())
+        lines += render(row)
     return "\n".join(lines)
 
 

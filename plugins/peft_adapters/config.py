@@ -160,10 +160,8 @@ class _InitChoice(PeftAdapterConfig):
     )
 
 
-class LohaConfig(_InitChoice):
-    """LoHa: the weight update is the Hadamard product of two low-rank products."""
-
-    peft_type: ClassVar[str] = "LOHA"
+class _LycorisFields(PeftAdapterConfig):
+    """Fields that LoHa and LoKr share (both methods come from the LyCORIS family)."""
 
     r: int = Field(8, gt=0, description="Rank of each low-rank factor.")
     alpha: float = Field(8.0, gt=0, description="Scaling numerator: updates are scaled by alpha / r.")
@@ -178,31 +176,30 @@ class LohaConfig(_InitChoice):
         False, description="Use the parameter-efficient decomposition for convolutions with k > 1."
     )
 
-    def peft_options(self) -> dict[str, Any]:
+    def _lycoris_options(self) -> dict[str, Any]:
         return {
             "r": self.r,
             "alpha": self.alpha,
             "rank_dropout": self.rank_dropout,
             "module_dropout": self.module_dropout,
             "use_effective_conv2d": self.use_effective_conv2d,
-            "init_weights": self.init == "default",
         }
 
 
-class LokrConfig(PeftAdapterConfig):
+class LohaConfig(_LycorisFields, _InitChoice):
+    """LoHa: the weight update is the Hadamard product of two low-rank products."""
+
+    peft_type: ClassVar[str] = "LOHA"
+
+    def peft_options(self) -> dict[str, Any]:
+        return {**self._lycoris_options(), "init_weights": self.init == "default"}
+
+
+class LokrConfig(_LycorisFields):
     """LoKr: the weight update is a Kronecker product of a small matrix and a low-rank one."""
 
     peft_type: ClassVar[str] = "LOKR"
 
-    r: int = Field(8, gt=0, description="Rank of the low-rank Kronecker factor.")
-    alpha: float = Field(8.0, gt=0, description="Scaling numerator: updates are scaled by alpha / r.")
-    rank_dropout: float = Field(
-        0.0, ge=0.0, lt=1.0, description="Dropout probability over the rank dimension in training."
-    )
-    module_dropout: float = Field(
-        0.0, ge=0.0, lt=1.0,
-        description="Probability of skipping a layer's adapter entirely in a training step.",
-    )
     decompose_both: bool = Field(
         False, description="Also factor the left Kronecker matrix into a low-rank product."
     )
@@ -213,9 +210,6 @@ class LokrConfig(PeftAdapterConfig):
             "Size of the left Kronecker factor along each dimension; -1 picks the factor "
             "closest to the square root of the dimension."
         ),
-    )
-    use_effective_conv2d: bool = Field(
-        False, description="Use the parameter-efficient decomposition for convolutions with k > 1."
     )
     init: Literal["default", "random", "lycoris"] = Field(
         "default",
@@ -235,13 +229,9 @@ class LokrConfig(PeftAdapterConfig):
     def peft_options(self) -> dict[str, Any]:
         init: bool | str = {"default": True, "random": False}.get(self.init, self.init)
         return {
-            "r": self.r,
-            "alpha": self.alpha,
-            "rank_dropout": self.rank_dropout,
-            "module_dropout": self.module_dropout,
+            **self._lycoris_options(),
             "decompose_both": self.decompose_both,
             "decompose_factor": self.decompose_factor,
-            "use_effective_conv2d": self.use_effective_conv2d,
             "init_weights": init,
         }
 
