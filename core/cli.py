@@ -75,9 +75,12 @@ def _parser() -> argparse.ArgumentParser:
     describe.add_argument("--json", action="store_true", help="Print the JSON Schema instead.")
 
     def add_spec_arguments(sub: argparse.ArgumentParser) -> None:
-        sub.add_argument("spec", type=Path, help="Spec file (YAML).")
+        sub.usage = f"adaptlab {sub.prog.split()[-1]} [-h] SPEC [PATH=VALUE ...]"
         sub.add_argument(
-            "overrides", nargs="*", metavar="PATH=VALUE", help="Overrides, e.g. train.epochs=3."
+            "spec_and_overrides",
+            nargs="+",
+            metavar="SPEC",
+            help="Spec file (YAML), then optional overrides PATH=VALUE such as train.epochs=3.",
         )
 
     validate = commands.add_parser("validate", help="Validate a spec; exit status 2 if invalid.")
@@ -89,9 +92,12 @@ def _parser() -> argparse.ArgumentParser:
     schema.add_argument("-o", "--output", type=Path, help="Write to this file instead.")
 
     train = commands.add_parser("train", help="Train a spec, or resume a run with --resume.")
-    train.add_argument("spec", type=Path, nargs="?", help="Spec file; optional with --resume.")
+    train.usage = "adaptlab train [-h] [--resume RUN_DIR] [SPEC [PATH=VALUE ...]]"
     train.add_argument(
-        "overrides", nargs="*", metavar="PATH=VALUE", help="Overrides, e.g. train.epochs=3."
+        "spec_and_overrides",
+        nargs="*",
+        metavar="SPEC",
+        help="Spec file (optional with --resume), then overrides such as train.epochs=3.",
     )
     train.add_argument(
         "--resume", type=Path, metavar="RUN_DIR", help="Continue this run from its last checkpoint."
@@ -140,25 +146,28 @@ def _print(text: str = "") -> None:
 
 
 def _table(headers: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
-    """Format rows as an aligned table; the last column wraps at the terminal width."""
-    widths = [len(h) for h in headers]
-    for row in rows:
-        widths = [max(w, len(str(cell))) for w, cell in zip(widths, row)]
-    columns = shutil.get_terminal_size(fallback=(120, 24)).columns
-    indent = sum(widths[:-1]) + 2 * (len(widths) - 1)
-    last_width = max(columns - indent - 1, 30)
-    widths[-1] = min(widths[-1], last_width)
+    """Format rows as an aligned table that fits the terminal, wrapping long cells.
 
-    def render(cells: Sequence[str]) -> list[str]:
-        leading = "  ".join(str(c).ljust(w) for c, w in zip(cells[:-1], widths))
-        wrapped = textwrap.wrap(str(cells[-1]), last_width) or [""]
-        lines = [f"{leading}  {wrapped[0]}".rstrip() if leading else wrapped[0]]
-        lines += [" " * (indent) + part for part in wrapped[1:]]
-        return lines
-
-    lines = render([h.upper() for h in headers])
-    for row in rows:
-        lines += render(row)
+    Columns keep their natural width while the table fits; otherwise the widest columns are
+    narrowed (to no less than 12 characters) and their cells wrap onto continuation lines.
+    """
+    cells = [[h.upper() for h in headers]] + [[str(c) for c in row] for row in rows]
+    widths = [max(len(row[i]) for row in cells) for i in range(len(headers))]
+    available = shutil.get_terminal_size(fallback=(120, 24)).columns - 2 * (len(widths) - 1) - 1
+    while sum(widths) > available:
+        widest = max(range(len(widths)), key=lambda i: widths[i])
+        if widths[widest] <= 12:
+            break
+        widths[widest] -= 1
+    lines = []
+    for row in cells:
+        wrapped = [textwrap.wrap(cell, width) or [""] for cell, width in zip(row, widths)]
+        for index in range(max(len(parts) for parts in wrapped)):
+            pieces = [
+                (parts[index] if index < len(parts) else "").ljust(width)
+                for parts, width in zip(wrapped, widths)
+            ]
+            lines.append("  ".join(pieces).rstrip())
     return "\n".join(lines)
 
 
@@ -197,8 +206,14 @@ def _command_components(arguments: argparse.Namespace) -> int:
     rows = [[c.kind, c.name, c.plugin, c.summary] for c in components]
     if rows:
         _print(_table(["kind", "name", "plugin", "summary"], rows))
-    else:
-        _print(f"no {kind or 'component'} matches {pattern!r}")
+        return 0
+    from adaptlab.registry import suggest
+
+    message = f"no {kind or 'component'} matches {pattern!r}"
+    hint = suggest(pattern, list(COMPONENT_KINDS)) if kind is None else ""
+    if hint:
+        message += f"; as a kind, {hint}"
+    _print(message)
     return 0
 
 
@@ -223,9 +238,25 @@ def _command_describe(arguments: argparse.Namespace) -> int:
     return 0
 
 
+def _split_spec_arguments(arguments: argparse.Namespace) -> None:
+    """Set ``arguments.spec`` and ``arguments.overrides`` from the positional list."""
+    values = list(arguments.spec_and_overrides)
+    arguments.spec = None
+    if values and "=" not in values[0] or (values and Path(values[0]).is_file()):
+        arguments.spec = Path(values.pop(0))
+    arguments.overrides = values
+    for value in values:
+        if "=" not in value:
+            raise _UsageError(
+                f"invalid override {value!r}: expected dotted.path=value after the spec file"
+            )
+
+
 def _load(arguments: argparse.Namespace) -> Any:
     from adaptlab.core.spec import load_spec
 
+    if arguments.spec is None:
+        raise _UsageError(f"the first argument must be the spec file, not {arguments.overrides[0]!r}")
     return load_spec(arguments.spec, arguments.overrides, registry=_registry(arguments))
 
 
@@ -238,7 +269,10 @@ def _command_validate(arguments: argparse.Namespace) -> int:
         parts.append(f"graph encoder {spec.model.graph_encoder.name}")
     if spec.model.adapter is not None:
         parts.append(f"adapter {spec.model.adapter.name}")
-    parts.append(f"{len(spec.model.heads)} head(s)")
+    if spec.model.policy is not None:
+        parts.append(f"policy {spec.model.policy.name}")
+    heads = len(spec.model.heads)
+    parts.append(f"{heads} head" if heads == 1 else f"{heads} heads")
     parts.append(f"recipe {spec.train.name}")
     _print(f"{arguments.spec}: valid ({', '.join(parts)})")
     return 0
@@ -257,7 +291,13 @@ def _command_schema(arguments: argparse.Namespace) -> int:
 
     text = json.dumps(spec_json_schema(_registry(arguments)), indent=2)
     if arguments.output:
-        arguments.output.write_text(text + "\n", encoding="utf-8")
+        try:
+            arguments.output.write_text(text + "\n", encoding="utf-8")
+        except OSError as error:
+            raise _UsageError(
+                f"cannot write {arguments.output}: {error.strerror or error}; "
+                "choose a path in an existing, writable folder"
+            ) from None
         _print(f"wrote {arguments.output}")
     else:
         _print(text)
@@ -276,19 +316,42 @@ def _command_train(arguments: argparse.Namespace) -> int:
         spec = load_spec(arguments.spec, arguments.overrides, registry=registry)
     else:
         if arguments.overrides:
-            raise _UsageError("overrides need a SPEC; a resumed run keeps its stored spec")
+            raise _UsageError(
+                "overrides cannot change a resumed run, which keeps its stored spec; resume "
+                "without them, or start a new run from the spec file with the overrides"
+            )
         spec = api.load_run_spec(arguments.resume, registry=registry)
     summary = api.train(spec, resume_dir=arguments.resume, registry=registry)
     _print_summary(summary)
     return 0
 
 
+def _metrics_rows(metrics: dict[str, Any]) -> list[list[str]]:
+    rows = []
+    for name, value in sorted(metrics.items()):
+        if name == "loss" and any(key.endswith("/loss") for key in metrics) and len(
+            [key for key in metrics if key.endswith("/loss")]
+        ) == 1:
+            continue  # with one task the total loss repeats that task's loss
+        rows.append([name, f"{value:.4f}" if isinstance(value, float) else str(value)])
+    return rows
+
+
 def _print_summary(summary: dict[str, Any]) -> None:
-    metrics = summary.get("final_metrics") or summary.get("best_metrics") or {}
-    if metrics:
-        rows = [[name, f"{value:.4f}" if isinstance(value, float) else str(value)]
-                for name, value in sorted(metrics.items())]
-        _print(_table(["metric", "value"], rows))
+    best = summary.get("best") or {}
+    best_metrics = summary.get("best_metrics")
+    final_metrics = summary.get("final_metrics")
+    if best_metrics:
+        _print(f"validation metrics of the best epoch ({best.get('epoch')}):")
+        _print(_table(["metric", "value"], _metrics_rows(best_metrics)))
+    elif final_metrics:
+        _print(f"validation metrics of the last epoch ({summary.get('epochs_completed')}):")
+        _print(_table(["metric", "value"], _metrics_rows(final_metrics)))
+    parameters = summary.get("parameters")
+    if parameters:
+        share = 100.0 * parameters["trainable"] / max(parameters["total"], 1)
+        _print(f"trainable parameters: {parameters['trainable']:,} of {parameters['total']:,} "
+               f"({share:.2f} %)")
     status = summary.get("status", "finished")
     _print(f"run {status}: {summary.get('run_dir')}")
 
@@ -302,9 +365,9 @@ def _command_evaluate(arguments: argparse.Namespace) -> int:
         checkpoint=arguments.checkpoint,
         registry=_registry(arguments),
     )
-    rows = [[name, f"{value:.4f}" if isinstance(value, float) else str(value)]
-            for name, value in sorted(metrics.items())]
-    _print(_table(["metric", "value"], rows))
+    _print(f"{arguments.split} metrics of checkpoint {arguments.checkpoint} "
+           f"(written to {arguments.run_dir / ('eval-' + arguments.split + '.json')}):")
+    _print(_table(["metric", "value"], _metrics_rows(metrics)))
     return 0
 
 
@@ -329,12 +392,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     arguments = _parser().parse_args(argv)
     _configure_logging(arguments.verbose, arguments.quiet)
     try:
+        if hasattr(arguments, "spec_and_overrides"):
+            _split_spec_arguments(arguments)
         return COMMANDS[arguments.command](arguments)
     except AdaptlabError as error:
         sys.stderr.write(f"error: {error}\n")
         return error.exit_code
     except KeyboardInterrupt:
-        sys.stderr.write("interrupted; a started run continues with `adaptlab train --resume RUN_DIR`\n")
+        sys.stderr.write("interrupted\n")
         return 130
     except BrokenPipeError:
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())

@@ -104,7 +104,7 @@ class ComponentRegistry:
             return by_name[name]
         known = sorted(by_name)
         hint = suggest(name, known)
-        listing = ", ".join(known) if known else "none are installed"
+        listing = ", ".join(known) if known else "no plugin that provides one is loaded"
         message = f"unknown {kind} {name!r}"
         message += f"; {hint}" if hint else f"; available: {listing}"
         message += " (run `adaptlab components " + kind + "` to list them)"

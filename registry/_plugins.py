@@ -260,14 +260,21 @@ def load_registry(
                            f"{type(error).__name__}: {error}")
             continue
         registry.add_plugin(entry_point.name, module, version)
+    installed = {entry_point.name for entry_point in _entry_points()} | set(extra_plugins or {})
     for name in selection.only or []:
-        if name not in seen and name not in (extra_plugins or {}) and name not in selection.disabled:
-            registry.problems.append(
-                f"plugin {name!r} is in ADAPTLAB_PLUGINS but no installed package provides it"
-            )
+        if name not in installed and name not in selection.disabled:
+            _report(registry, f"plugin {name!r} was requested but no installed package provides it")
+    for name in selection.disabled:
+        if name not in installed:
+            _report(registry, f"plugin {name!r} was disabled but no installed package provides it")
     for name, module in (extra_plugins or {}).items():
         registry.add_plugin(name, module)
     return registry
+
+
+def _report(registry: Registry, problem: str) -> None:
+    registry.problems.append(problem)
+    logger.warning("%s; `adaptlab plugins` lists the installed plugins", problem)
 
 
 def _entry_points(group: str = ENTRY_POINT_GROUP) -> Iterable[metadata.EntryPoint]:

@@ -63,16 +63,44 @@ def read_yaml(path: Path) -> dict[str, Any]:
         mark = error.problem_mark
         where = f"{path}:{mark.line + 1}:{mark.column + 1}" if mark else str(path)
         problem = error.problem or "invalid syntax"
+        if "'\\t'" in problem:
+            problem += "; indent with spaces, YAML does not allow tabs there"
         raise SpecError(f"{where}: malformed YAML: {problem}") from None
     except yaml.YAMLError as error:
         raise SpecError(f"{path}: malformed YAML: {error}") from None
     if data is None:
         return {}
+    _check_size(data, path)
     if not isinstance(data, dict):
         raise SpecError(
             f"{path}: the top level must be a mapping of sections (found {type(data).__name__})"
         )
     return data
+
+
+MAX_VALUES = 100_000
+
+
+def _check_size(data: Any, path: Path) -> None:
+    """Reject documents that expand to more than MAX_VALUES values.
+
+    YAML aliases are shared when loaded, but merging and validation copy them, so a few nested
+    aliases ("billion laughs") would otherwise take minutes and gigabytes.
+    """
+    pending = [data]
+    seen = 0
+    while pending:
+        value = pending.pop()
+        seen += 1
+        if seen > MAX_VALUES:
+            raise SpecError(
+                f"{path}: the spec expands to more than {MAX_VALUES:,} values; "
+                "remove nested YAML aliases (*name) or split the spec"
+            )
+        if isinstance(value, dict):
+            pending.extend(value.values())
+        elif isinstance(value, list):
+            pending.extend(value)
 
 
 def merge(base: Mapping[str, Any], update: Mapping[str, Any]) -> dict[str, Any]:
@@ -170,7 +198,8 @@ def apply_overrides(data: dict[str, Any], overrides: Iterable[str]) -> tuple[dic
         else:
             last = parts[-1]
             previous = node.get(last)
-            if last in DISCRIMINATORS and previous is not None and previous != value:
+            switches = len(parts) > 1 and last in DISCRIMINATORS
+            if switches and previous is not None and previous != value:
                 dropped = sorted(k for k in node if k != last)
                 if dropped:
                     logger.info(

@@ -8,6 +8,7 @@ that component's own configuration model.
 
 from __future__ import annotations
 
+import re
 import types
 import typing
 from collections.abc import Mapping
@@ -98,7 +99,9 @@ class _Layout(BaseModel):
         policy: dict[str, Any] | None = None
         graph_encoder: dict[str, Any] | None = None
 
-    seed: int = Field(0, ge=0, description="Seed of every random number generator of the run.")
+    seed: int = Field(
+        0, ge=0, strict=True, description="Seed of every random number generator of the run."
+    )
     name: str | None = Field(
         None, pattern=_RUN_NAME, description="Run name; the run folder is NAME-TIMESTAMP."
     )
@@ -175,6 +178,8 @@ def validate_spec(
     dataset = refs.get("data")
     if dataset is not None and heads:
         problems += _check_tasks(dataset, heads)
+    if refs.get("train") is not None and heads:
+        problems += _check_monitor(refs["train"], heads, origins)
 
     if problems or layout is None:
         raise SpecError(problems, source=source)
@@ -206,7 +211,7 @@ def _validate_component(
 ) -> ComponentRef | None:
     name = section.get(key)
     if name is None:
-        names = ", ".join(registry.names(kind)) or "none installed"
+        names = ", ".join(registry.names(kind)) or "no plugin that provides one is loaded"
         problems.append(f"{path}.{key}: missing; choose the {kind} (available: {names})")
         return None
     try:
@@ -240,6 +245,42 @@ def _check_tasks(dataset: ComponentRef, heads: Mapping[str, ComponentRef]) -> li
     return problems
 
 
+def _check_monitor(
+    recipe: ComponentRef, heads: Mapping[str, ComponentRef], origins: Mapping[str, str]
+) -> list[str]:
+    """Check a recipe's ``monitor: TASK/METRIC`` against the heads and their declared metrics.
+
+    Heads declare metrics through an optional classmethod ``metric_names()`` on their
+    configuration class; a head without it is not checked here but when training evaluates.
+    """
+    monitor = getattr(recipe.config, "monitor", None)
+    if not isinstance(monitor, str) or "/" not in monitor:
+        return []
+    origin = _origin("train.monitor", origins)
+    task, _, metric = monitor.partition("/")
+    if task not in heads:
+        hint = suggest(task, list(heads))
+        return [
+            f"train.monitor: no head for task {task!r} in {monitor!r}"
+            + (f"; {hint}" if hint else f" (tasks with heads: {', '.join(heads)})")
+            + origin
+        ]
+    head = heads[task]
+    declared = getattr(head.config, "metric_names", None)
+    if not callable(declared):
+        return []
+    names = list(declared())
+    if metric in names:
+        return []
+    hint = suggest(metric, names)
+    return [
+        f"train.monitor: head {head.name!r} of task {task!r} reports no metric {metric!r}"
+        + (f"; {hint}" if hint else "")
+        + f" (its metrics: {', '.join(names)})"
+        + origin
+    ]
+
+
 def _lookup(data: Mapping[str, Any], path: str) -> Any:
     node: Any = data
     for part in path.split("."):
@@ -261,15 +302,40 @@ def _short(value: Any) -> str:
     return text if len(text) <= _MAX_SHOWN else text[: _MAX_SHOWN - 3] + "..."
 
 
+# Location parts that pydantic adds for union members and validator wrappers rather than for
+# fields, e.g. ('target_modules', 'list[str]', 0) or ('hidden', 'function-after[...]').
+_NOT_A_FIELD = re.compile(
+    r"^(str|int|float|bool|bytes|none|list|dict|tuple|set|frozenset|literal|union|"
+    r"function-[a-z]+|lax-or-strict|json-or-python|tagged-union|is-instance|chain)(\[.*)?$"
+    r"|\[",
+    re.IGNORECASE,
+)
+
+
+def _field_path(loc: tuple[Any, ...]) -> list[str]:
+    return [str(part) for part in loc if not _NOT_A_FIELD.search(str(part))]
+
+
 def _format_errors(
     error: ValidationError, prefix: str, model: type[BaseModel], origins: Mapping[str, str]
 ) -> list[str]:
-    lines = []
+    """Turn pydantic errors into one line per path: path, problem, value found, expectation.
+
+    A value rejected by every member of a union yields one error per member; those are joined
+    into one line listing what each member expected.
+    """
+    grouped: dict[str, list[dict[str, Any]]] = {}
     for item in error.errors(include_url=False):
-        loc = [str(part) for part in item["loc"]]
+        loc = _field_path(item["loc"])
         path = ".".join(filter(None, [prefix, *loc])) or "(top level)"
-        kind = item["type"]
-        if kind == "missing":
+        grouped.setdefault(path, []).append({**item, "loc": loc})
+    lines = []
+    for path, items in grouped.items():
+        first = items[0]
+        loc, kind = first["loc"], first["type"]
+        if kind == "missing" and model is _Layout and len(loc) == 1:
+            message = "missing required section"
+        elif kind == "missing":
             message = "missing required field"
             expected = _field_type(model, loc)
             if expected:
@@ -278,11 +344,20 @@ def _format_errors(
             known = _field_names(model, loc[:-1])
             hint = suggest(loc[-1], known)
             message = "unknown field"
-            message += f"; {hint}" if hint else (f"; valid fields: {', '.join(known)}" if known else "")
+            if hint:
+                message += f"; {hint}"
+            elif known:
+                message += f"; valid fields: {', '.join(known)}"
         else:
-            message = f"{item['msg']} (found {_short(item.get('input'))})"
+            reasons = list(dict.fromkeys(_reason(item["msg"]) for item in items))
+            reasons[1:] = [reason.removeprefix("Input should be ") for reason in reasons[1:]]
+            message = " or ".join(reasons) + f" (found {_short(first.get('input'))})"
         lines.append(f"{path}: {message}{_origin(path, origins)}")
     return lines
+
+
+def _reason(message: str) -> str:
+    return message.removeprefix("Value error, ").removeprefix("Assertion failed, ")
 
 
 def _model_at(model: type[BaseModel], loc: list[str]) -> type[BaseModel] | None:
@@ -327,11 +402,17 @@ def _type_name(annotation: Any) -> str:
         return " | ".join(_type_name(a) for a in arguments)
     if origin is typing.Annotated:
         return _type_name(arguments[0])
+    if origin is dict:
+        return "a mapping"
     if origin is not None:
         inner = ", ".join(_type_name(a) for a in arguments)
         return f"{getattr(origin, '__name__', str(origin))}[{inner}]"
     if annotation is type(None):
         return "None"
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        return "a section (mapping)"
+    if annotation is Any:
+        return "any value"
     if isinstance(annotation, type):
         return annotation.__name__
     return str(annotation).replace("typing.", "")

@@ -48,7 +48,7 @@ def spec_json_schema(registry: Registry | None = None) -> dict[str, Any]:
         __config__=ConfigDict(extra="forbid"),
         backbone=(section("model.backbone") | None, None),
         adapter=(section("model.adapter") | None, None),
-        heads=(dict[str, _union(registry, "head", "name")], ...),
+        heads=(dict[str, _union(registry, "head", "name")] | None, None),
         policy=(section("model.policy") | None, None),
         graph_encoder=(section("model.graph_encoder") | None, None),
     )
@@ -61,9 +61,11 @@ def spec_json_schema(registry: Registry | None = None) -> dict[str, Any]:
         seed=(int, layout_fields["seed"]),
         name=(str | None, layout_fields["name"]),
         output_dir=(str, layout_fields["output_dir"]),
-        data=(section("data"), ...),
-        model=(model_section, ...),
-        train=(section("train"), ...),
+        # Optional here because a file may take them from the files it extends; the
+        # validator still requires them in the composed spec.
+        data=(section("data") | None, None),
+        model=(model_section | None, None),
+        train=(section("train") | None, None),
     )
     schema = spec_model.model_json_schema()
     schema["$schema"] = "https://json-schema.org/draft/2020-12/schema"

@@ -155,3 +155,53 @@ def test_train_without_spec_is_usage_error():
     result = run_cli("train")
     assert result.returncode == 2
     assert "--resume" in result.stderr
+
+
+def test_resume_with_overrides_is_usage_error(tmp_path):
+    result = run_cli("train", "--resume", str(tmp_path), "train.epochs=2")
+    assert result.returncode == 2
+    assert "overrides cannot change a resumed run" in result.stderr
+
+
+def test_schema_to_missing_folder_exit_two(tmp_path):
+    result = run_cli("schema", "--output", str(tmp_path / "absent" / "schema.json"))
+    assert result.returncode == 2
+    assert "cannot write" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_validate_without_spec_shows_usage():
+    result = run_cli("validate")
+    assert result.returncode == 2
+    assert "SPEC [PATH=VALUE ...]" in result.stderr
+
+
+def test_validate_rejects_stray_argument(spec_file):
+    result = run_cli("validate", str(spec_file), "epochs")
+    assert result.returncode == 2
+    assert "invalid override 'epochs'" in result.stderr
+
+
+def test_components_misspelt_kind_suggests():
+    result = run_cli("components", "adaptor")
+    assert result.returncode == 0
+    assert "did you mean 'adapter'" in result.stdout
+
+
+def test_disabling_unknown_plugin_warns():
+    result = run_cli("--disable-plugin", "nosuch", "components")
+    assert result.returncode == 0
+    assert "plugin 'nosuch' was disabled but no installed package provides it" in result.stderr
+
+
+def test_table_fits_narrow_terminal():
+    env = dict(os.environ, COLUMNS="80")
+    result = subprocess.run(
+        [sys.executable, "-m", "adaptlab.core.cli", "describe", "adapter", "lora"],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=120,
+    )
+    assert result.returncode == 0
+    assert max(len(line) for line in result.stdout.splitlines()) <= 80

@@ -180,7 +180,7 @@ def test_missing_sections_reported(tmp_path, registry):
     )
     joined = "\n".join(problems)
     for section in ("data", "model", "train"):
-        assert f"{section}: missing required field" in joined
+        assert f"{section}: missing required section" in joined
 
 
 def test_missing_required_component_field(tmp_path, registry):
@@ -310,3 +310,75 @@ def test_describe_expands_nested_fields():
 def test_load_spec_data_keeps_plain_data(tmp_path):
     data = load_spec_data(write(tmp_path, "s.yaml", VALID))
     assert data["model"]["adapter"] == {"name": "lora", "r": 4}
+
+
+class MetricHeadConfig(HeadConfig):
+    @classmethod
+    def metric_names(cls) -> tuple[str, ...]:
+        return ("accuracy", "loss")
+
+
+def test_monitor_checked_against_heads(tmp_path):
+    module = _plugin()
+
+    @hookimpl
+    def adaptlab_register_heads(register):
+        register("linear", config=MetricHeadConfig, factory="x:y", summary="Linear head.")
+
+    module.adaptlab_register_heads = adaptlab_register_heads
+    registry = load_registry(PluginSelection(only=["supervised"]), {"toy": module})
+    path = write(tmp_path, "s.yaml", VALID)
+    assert load_spec(path, ["train.monitor=label/accuracy"], registry=registry)
+    (problem,) = problems_of(lambda: load_spec(path, ["train.monitor=label/acc"], registry=registry))
+    assert "train.monitor: head 'linear' of task 'label' reports no metric 'acc'" in problem
+    assert "did you mean 'accuracy'" in problem
+    (problem,) = problems_of(lambda: load_spec(path, ["train.monitor=lbl/loss"], registry=registry))
+    assert "train.monitor: no head for task 'lbl'" in problem
+
+
+def test_top_level_name_override_renames(tmp_path, registry):
+    spec = load_spec(write(tmp_path, "s.yaml", VALID), ["name=renamed"], registry=registry)
+    assert spec.name == "renamed"
+    assert spec.model.adapter.config.r == 4
+
+
+def test_alias_expansion_is_bounded(tmp_path, registry):
+    levels = ["a0: &a0 [x, x, x, x, x, x, x, x, x, x]"]
+    for level in range(1, 7):
+        previous = f"*a{level - 1}"
+        levels.append(f"a{level}: &a{level} [{', '.join([previous] * 10)}]")
+    path = write(tmp_path, "bomb.yaml", "\n".join(levels) + "\n")
+    (problem,) = problems_of(lambda: load_spec(path, registry=registry))
+    assert "expands to more than 100,000 values" in problem
+
+
+def test_tab_indentation_gets_hint(tmp_path, registry):
+    path = write(tmp_path, "tab.yaml", "seed: 1\ndata:\n\tname: toy\n")
+    (problem,) = problems_of(lambda: load_spec(path, registry=registry))
+    assert "indent with spaces" in problem
+
+
+def test_union_errors_joined_per_path(tmp_path, registry):
+    class UnionConfig(ComponentConfig):
+        targets: list[str] | str = "all"
+
+    module = _plugin()
+
+    @hookimpl
+    def adaptlab_register_adapters(register):
+        register("lora", config=UnionConfig, factory="x:y", summary="LoRA.")
+
+    module.adaptlab_register_adapters = adaptlab_register_adapters
+    union_registry = load_registry(PluginSelection(only=["supervised"]), {"toy": module})
+    text = VALID.replace("{name: lora, r: 4}", "{name: lora, targets: 5}")
+    path = write(tmp_path, "s.yaml", text)
+    (problem,) = problems_of(lambda: load_spec(path, registry=union_registry))
+    assert problem == (
+        "model.adapter.targets: Input should be a valid list or a valid string (found 5)"
+    )
+
+
+def test_seed_rejects_boolean(tmp_path, registry):
+    path = write(tmp_path, "s.yaml", VALID)
+    (problem,) = problems_of(lambda: load_spec(path, ["seed=true"], registry=registry))
+    assert problem.startswith("seed: Input should be a valid integer")
