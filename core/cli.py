@@ -85,6 +85,13 @@ def _parser() -> argparse.ArgumentParser:
 
     validate = commands.add_parser("validate", help="Validate a spec; exit status 2 if invalid.")
     add_spec_arguments(validate)
+    validate.add_argument(
+        "--build",
+        action="store_true",
+        help="Also build the dataset and the model (imports torch), which catches problems "
+        "only a build can see: an unknown timm model, adapter targets that match no layer, "
+        "a missing data folder.",
+    )
     show = commands.add_parser("show", help="Print the resolved spec with every default.")
     add_spec_arguments(show)
 
@@ -275,6 +282,16 @@ def _command_validate(arguments: argparse.Namespace) -> int:
     parts.append(f"{heads} head" if heads == 1 else f"{heads} heads")
     parts.append(f"recipe {spec.train.name}")
     _print(f"{arguments.spec}: valid ({', '.join(parts)})")
+    if arguments.build:
+        from adaptlab.core.compose import build_data, build_model, parameter_groups
+
+        bundle = build_data(spec)
+        model = build_model(spec, bundle.tasks)
+        groups = parameter_groups(model)
+        trainable = sum(group["trainable"] for group in groups.values())
+        total = sum(group["total"] for group in groups.values())
+        sizes = ", ".join(f"{name} {len(split)}" for name, split in bundle.splits.items())
+        _print(f"built: splits {sizes}; {trainable:,} of {total:,} parameters trainable")
     return 0
 
 

@@ -18,7 +18,7 @@ SPEC = """
     data: {name: digits, image_size: 16}
     model:
       backbone: {name: timm, model: resnet18}
-      adapter: {name: lora, r: 4, target_modules: all-linear}
+      adapter: {name: lora, r: 4, target_modules: [conv2]}
       heads:
         digit: {name: classification}
     train: {recipe: supervised, epochs: 1, batch_size: 64}
@@ -205,3 +205,16 @@ def test_table_fits_narrow_terminal():
     )
     assert result.returncode == 0
     assert max(len(line) for line in result.stdout.splitlines()) <= 80
+
+
+def test_validate_build_catches_bad_model(spec_file):
+    result = run_cli("validate", "--build", str(spec_file), "model.backbone.model=resnet_nope")
+    assert result.returncode == 2
+    assert "resnet_nope" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_validate_build_reports_sizes(spec_file):
+    result = run_cli("validate", "--build", str(spec_file))
+    assert result.returncode == 0, result.stderr
+    assert "splits train 1439, val 179, test 179" in result.stdout
