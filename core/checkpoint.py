@@ -238,7 +238,9 @@ def save_checkpoint(
         raise TypeError(f"checkpoint state of epoch {epoch} is not JSON-ready: {error}") from None
     with atomic_path(state_path) as temporary:
         temporary.write_text(text + "\n", encoding="utf-8")
-    logger.info("saved checkpoint %s (%s)", state_path, _format_bytes(size))
+    logger.info(
+        "saved checkpoint %s (%s of tensors) in %s", stem, _format_bytes(size), directory
+    )
     return state_path
 
 
@@ -421,5 +423,10 @@ def prune_checkpoints(directory: Path, keep_last: int, keep: Iterable[int] = ())
             with contextlib.suppress(FileNotFoundError):
                 path.unlink()
     if deleted:
-        logger.info("deleted old checkpoints of epochs %s", ", ".join(map(str, deleted)))
+        logger.info(
+            "deleted the old %s %s in %s",
+            "checkpoint of epoch" if len(deleted) == 1 else "checkpoints of epochs",
+            ", ".join(map(str, deleted)),
+            directory,
+        )
     return deleted

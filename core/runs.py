@@ -6,7 +6,8 @@ A run directory contains everything needed to inspect, evaluate and resume one t
     versions.json    Python, torch, adaptlab and optional library versions, platform, CUDA
     train.log        log records of the run, appended by every resume
     metrics.jsonl    one JSON object per completed epoch
-    summary.json     final status, best metric, parameter counts, wall time
+    summary.json     final status, best and final validation metrics with their epochs,
+                     parameter counts, wall time
     checkpoints/     ``epoch-NNNN.safetensors`` + ``epoch-NNNN.json``, ``best.json``
     eval-SPLIT.json  written by ``adaptlab evaluate``
 
@@ -49,6 +50,7 @@ __all__ = [
     "atomic_write_json",
     "collect_versions",
     "create_run_dir",
+    "format_count",
     "read_json",
     "read_spec_data",
     "remove_temporary_files",
@@ -105,26 +107,38 @@ def _fsync_directory(directory: Path) -> None:
         os.close(descriptor)
 
 
+def format_count(count: int, singular: str, plural: str | None = None) -> str:
+    """Return ``count`` with the noun in singular or plural form: ``1 epoch``, ``3 epochs``."""
+    if count == 1:
+        return f"{count} {singular}"
+    return f"{count} {plural or singular + 's'}"
+
+
 @contextlib.contextmanager
 def atomic_path(path: Path) -> Iterator[Path]:
     """Yield a temporary path beside ``path``; on success fsync it and rename it to ``path``.
 
     The caller writes the whole file to the yielded path (a library's ``save_file`` works).
-    If the block raises, the temporary file is removed and ``path`` is left untouched.
+    The file gets the permissions that ``open()`` gives a new file, 0o666 minus the umask,
+    even when the writer replaced the temporary file with one of its own mode (safetensors
+    0.8 writes 0o600). If the block raises, the temporary file is removed and ``path`` is
+    left untouched.
     """
     path = Path(path)
     while True:
         temporary = path.with_name(f".{path.name}.{secrets.token_hex(4)}{_TEMPORARY_SUFFIX}")
         try:
-            # Mode 0o666 minus the umask, as for a file created by open(); mkstemp would
-            # leave every run file readable by its owner only.
             descriptor = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
         except FileExistsError:
             continue
+        # The kernel applied the umask (and any default ACL) to 0o666 at creation.
+        mode = os.fstat(descriptor).st_mode & 0o777
         os.close(descriptor)
         break
     try:
         yield temporary
+        if os.stat(temporary).st_mode & 0o777 != mode:
+            os.chmod(temporary, mode)
         with open(temporary, "rb+") as handle:
             handle.flush()
             os.fsync(handle.fileno())
@@ -168,8 +182,8 @@ def remove_temporary_files(directory: Path) -> list[Path]:
             removed.append(candidate)
     if removed:
         logger.info(
-            "removed %d temporary file(s) left by an interrupted write in %s",
-            len(removed),
+            "removed %s left by an interrupted write in %s",
+            format_count(len(removed), "temporary file"),
             directory,
         )
     return removed

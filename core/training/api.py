@@ -8,6 +8,7 @@ holds the run's lock and log file, and hands the work to the recipe named by ``t
 from __future__ import annotations
 
 import logging
+import shlex
 from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -103,6 +104,14 @@ def train(
         )
         try:
             summary = dict(recipe.run(context))
+        except KeyboardInterrupt:
+            logger.warning(
+                "run %s interrupted; `adaptlab train --resume %s` continues it from its newest "
+                "checkpoint, or from epoch 1 when it has none",
+                run_dir,
+                shlex.quote(str(run_dir)),
+            )
+            raise
         except Exception as error:
             logger.error("run %s failed: %s: %s", run_dir, type(error).__name__, error)
             raise

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import Field, model_validator
+from pydantic import Field, ValidationInfo, field_validator
 
 from adaptlab.core.contracts import ComponentConfig
 
@@ -24,20 +24,35 @@ class OptimizerConfig(ComponentConfig):
     """Optimizer of the trainable parameters."""
 
     name: Literal["adamw", "sgd"] = Field("adamw", description="Optimizer: adamw or sgd.")
-    lr: float = Field(1e-3, gt=0, description="Peak learning rate.")
-    weight_decay: float = Field(0.01, ge=0, description="Decoupled (adamw) or L2 (sgd) decay.")
-    betas: tuple[float, float] = Field((0.9, 0.999), description="AdamW moment coefficients.")
+    lr: float = Field(1e-3, gt=0, allow_inf_nan=False, description="Peak learning rate.")
+    weight_decay: float = Field(
+        0.01, ge=0, allow_inf_nan=False, description="Decoupled (adamw) or L2 (sgd) decay."
+    )
+    betas: tuple[float, float] = Field(
+        (0.9, 0.999),
+        description="AdamW decay rates of the first and second moment estimates, each in [0, 1).",
+    )
     momentum: float = Field(0.9, ge=0, lt=1, description="SGD momentum.")
     nesterov: bool = Field(False, description="Use Nesterov momentum with sgd.")
 
-    @model_validator(mode="after")
-    def _check_nesterov(self) -> OptimizerConfig:
-        if self.nesterov and (self.name != "sgd" or self.momentum == 0):
+    @field_validator("betas")
+    @classmethod
+    def _check_betas(cls, value: tuple[float, float]) -> tuple[float, float]:
+        # torch.optim.AdamW raises on a beta outside [0, 1), but only when training starts.
+        if not all(0.0 <= beta < 1.0 for beta in value):
+            raise ValueError("each beta must be in [0, 1); the usual values are [0.9, 0.999]")
+        return value
+
+    @field_validator("nesterov")
+    @classmethod
+    def _check_nesterov(cls, value: bool, info: ValidationInfo) -> bool:
+        name, momentum = info.data.get("name"), info.data.get("momentum")
+        if value and (name != "sgd" or momentum == 0):
             raise ValueError(
-                "nesterov needs name 'sgd' and a momentum above 0 "
-                f"(found name {self.name!r}, momentum {self.momentum})"
+                f"nesterov needs name 'sgd' and a momentum above 0 (name is {name!r}, "
+                f"momentum {momentum})"
             )
-        return self
+        return value
 
 
 class SchedulerConfig(ComponentConfig):
@@ -47,7 +62,9 @@ class SchedulerConfig(ComponentConfig):
         "cosine", description="constant, cosine (decay to min_lr after warm-up) or step."
     )
     warmup_steps: int = Field(0, ge=0, description="Linear warm-up length in optimizer steps.")
-    min_lr: float = Field(0.0, ge=0, description="Final learning rate of the cosine schedule.")
+    min_lr: float = Field(
+        0.0, ge=0, allow_inf_nan=False, description="Final learning rate of the cosine schedule."
+    )
     step_size: int = Field(
         1, ge=1, description="Epochs between decays of the step schedule."
     )
@@ -118,15 +135,20 @@ class SupervisedConfig(ComponentConfig):
     progress: bool = Field(True, description="Show a progress bar on a terminal.")
     log_every: int = Field(50, ge=1, description="Optimizer steps between training log lines.")
 
-    @model_validator(mode="after")
-    def _check_monitor(self) -> SupervisedConfig:
-        if self.monitor is not None and self.monitor != "loss" and "/" not in self.monitor:
+    @field_validator("monitor")
+    @classmethod
+    def _check_monitor(cls, value: str | None) -> str | None:
+        if value is not None and value != "loss" and "/" not in value:
+            raise ValueError("monitor must be 'loss' or 'TASK/METRIC', e.g. 'digit/accuracy'")
+        return value
+
+    @field_validator("scheduler")
+    @classmethod
+    def _check_min_lr(cls, value: SchedulerConfig, info: ValidationInfo) -> SchedulerConfig:
+        optimizer = info.data.get("optimizer")
+        if optimizer is not None and value.name == "cosine" and value.min_lr > optimizer.lr:
             raise ValueError(
-                f"monitor {self.monitor!r} must be 'loss' or 'TASK/METRIC', e.g. 'digit/accuracy'"
+                f"min_lr ({value.min_lr}) is above optimizer.lr ({optimizer.lr}); the cosine "
+                "schedule decays from lr to min_lr"
             )
-        if self.scheduler.name == "cosine" and self.scheduler.min_lr > self.optimizer.lr:
-            raise ValueError(
-                f"scheduler.min_lr ({self.scheduler.min_lr}) is above optimizer.lr "
-                f"({self.optimizer.lr}); the cosine schedule decays from lr to min_lr"
-            )
-        return self
+        return value

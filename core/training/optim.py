@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import math
 from collections.abc import Callable
 
@@ -10,9 +11,12 @@ from torch import nn
 from torch.optim.lr_scheduler import LambdaLR
 
 from adaptlab.core.errors import RunError
+from adaptlab.core.runs import format_count
 from adaptlab.core.training.config import OptimizerConfig, SchedulerConfig
 
 __all__ = ["build_optimizer", "build_scheduler", "lr_factor", "parameter_groups_for_decay"]
+
+logger = logging.getLogger(__name__)
 
 
 def parameter_groups_for_decay(
@@ -87,8 +91,23 @@ def build_scheduler(
     steps_per_epoch: int,
     epochs: int,
 ) -> LambdaLR:
-    """Build the schedule of ``config`` as a ``LambdaLR`` stepped after every optimizer step."""
+    """Build the schedule of ``config`` as a ``LambdaLR`` stepped after every optimizer step.
+
+    Logs a warning when the warm-up is longer than the run, because the learning rate then
+    never reaches the optimizer's ``lr``.
+    """
     total_steps = steps_per_epoch * epochs
+    if config.warmup_steps > total_steps:
+        logger.warning(
+            "train.scheduler.warmup_steps (%d) is larger than the run's %s (%s of %d), so the "
+            "learning rate never reaches train.optimizer.lr; set warmup_steps to at most %d "
+            "or train more epochs",
+            config.warmup_steps,
+            format_count(total_steps, "optimizer step"),
+            format_count(epochs, "epoch"),
+            steps_per_epoch,
+            total_steps,
+        )
     base_lr = float(optimizer.param_groups[0]["lr"])
 
     def factor(step: int) -> float:

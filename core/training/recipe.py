@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import logging
 import math
+import shlex
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -32,7 +33,14 @@ from adaptlab.core.checkpoint import (
 from adaptlab.core.compose import build_data, build_model, parameter_groups
 from adaptlab.core.contracts import RunContext
 from adaptlab.core.errors import CheckpointError, RunError
-from adaptlab.core.runs import CHECKPOINT_DIR, SUMMARY_FILE, MetricsLog, atomic_write_json
+from adaptlab.core.runs import (
+    CHECKPOINT_DIR,
+    SPEC_FILE,
+    SUMMARY_FILE,
+    MetricsLog,
+    atomic_write_json,
+    format_count,
+)
 from adaptlab.core.training.config import SupervisedConfig
 from adaptlab.core.training.data import (
     deterministic_algorithms,
@@ -145,11 +153,10 @@ class Trainer:
         trainable = sum(group["trainable"] for group in counts.values())
         total = sum(group["total"] for group in counts.values())
         logger.info(
-            "training %s: %d epochs of %d optimizer steps, %s of %s parameters trainable, "
-            "device %s, precision %s",
+            "training %s: %s of %s, %s of %s parameters trainable, device %s, precision %s",
             self.run_dir.name,
-            config.epochs,
-            self.steps_per_epoch,
+            format_count(config.epochs, "epoch"),
+            format_count(self.steps_per_epoch, "optimizer step"),
             f"{trainable:,}",
             f"{total:,}",
             self.device,
@@ -209,14 +216,31 @@ class Trainer:
         restore_rng_state(state["rng"], tensors)
 
         dropped = self.metrics_log.truncate_after(checkpoint.epoch)
+        self._fill_epoch_metrics_from_log()
         logger.info(
-            "resumed %s after epoch %d from %s (dropped %d metric line(s) of later epochs)",
+            "resumed %s after epoch %d from %s (dropped %s of later epochs)",
             self.run_dir.name,
             checkpoint.epoch,
             checkpoint.state_path.name,
-            dropped,
+            format_count(dropped, "metrics line"),
         )
         return checkpoint.epoch
+
+    def _fill_epoch_metrics_from_log(self) -> None:
+        """Fill ``best_metrics`` and ``last_eval_epoch`` from metrics.jsonl when the resumed
+        checkpoint predates those fields of its progress record."""
+        progress = self.progress
+        needs_best = progress.best_epoch is not None and not progress.best_metrics
+        needs_last = progress.last_eval_epoch is None and bool(progress.last_metrics)
+        if not (needs_best or needs_last):
+            return
+        evaluated = [record for record in self.metrics_log.read() if record.get("val")]
+        if needs_best:
+            for record in evaluated:
+                if record.get("epoch") == progress.best_epoch:
+                    progress.best_metrics = dict(record["val"])
+        if needs_last and evaluated:
+            progress.last_eval_epoch = evaluated[-1].get("epoch")
 
     # --- the loop --------------------------------------------------------------------
 
@@ -264,14 +288,20 @@ class Trainer:
         metrics: dict[str, float] = {}
         improved = False
         stop = False
+        monitor_missing = False
         if epoch % config.eval_every == 0 or epoch == config.epochs:
             metrics = evaluate_model(self.model, self.val_loader, self.device, self.precision)
-            value = self.monitor.read(metrics)
-            improved = self.monitor.improves(value, progress.best_value)
-            if improved:
-                progress.best_value, progress.best_epoch = value, epoch
-            stop = self._update_early_stopping(value)
-            progress.last_metrics = metrics
+            progress.last_metrics, progress.last_eval_epoch = metrics, epoch
+            # A misspelt monitor shows only now. The epoch is still recorded and checkpointed
+            # below before the run fails, so that its training is not lost.
+            monitor_missing = self.monitor.name not in metrics
+            if not monitor_missing:
+                value = self.monitor.read(metrics)
+                improved = self.monitor.improves(value, progress.best_value)
+                if improved:
+                    progress.best_value, progress.best_epoch = value, epoch
+                    progress.best_metrics = metrics
+                stop = self._update_early_stopping(value)
 
         elapsed = time.monotonic() - started
         progress.epoch = epoch
@@ -293,9 +323,11 @@ class Trainer:
         keep_best = config.checkpoint.keep_best
         due = epoch % config.checkpoint.every_epochs == 0 or epoch == config.epochs
         checkpoint_path = None
-        if due or stop or (improved and keep_best):
+        if due or stop or (improved and keep_best) or monitor_missing:
             checkpoint_path = self._save_checkpoint(epoch, improved and keep_best)
         self._log_epoch(epoch, train_loss, lr, metrics, improved, elapsed)
+        if monitor_missing:
+            raise self._unknown_monitor_error(epoch, metrics, checkpoint_path)
         if self.on_epoch_end is not None:
             reported = {
                 "epoch": epoch,
@@ -307,16 +339,27 @@ class Trainer:
             self.on_epoch_end(epoch, reported, checkpoint_path)
         if stop:
             logger.info(
-                "early stopping after epoch %d: %s has not improved by more than %g for %d "
-                "evaluation(s); best %.6g at epoch %s",
+                "early stopping after epoch %d: %s has not improved by more than %g for %s; "
+                "best %.6g at epoch %s",
                 epoch,
                 self.monitor.name,
                 config.early_stopping.min_delta,
-                progress.stale_evaluations,
+                format_count(progress.stale_evaluations, "evaluation"),
                 progress.best_value,
                 progress.best_epoch,
             )
         return stop
+
+    def _unknown_monitor_error(
+        self, epoch: int, metrics: dict[str, float], checkpoint_path: Path
+    ) -> RunError:
+        return RunError(
+            f"train.monitor {self.monitor.name!r} is not among the validation metrics "
+            f"({', '.join(sorted(metrics))}). Epoch {epoch} is saved in "
+            f"{CHECKPOINT_DIR}/{checkpoint_path.name}, so set train.monitor to one of those "
+            f"metrics in {self.run_dir / SPEC_FILE} and continue the run with "
+            f"`adaptlab train --resume {shlex.quote(str(self.run_dir))}`"
+        )
 
     def _update_early_stopping(self, value: float) -> bool:
         stopping = self.config.early_stopping
@@ -471,6 +514,9 @@ class Trainer:
             "monitor": {"name": self.monitor.name, "mode": self.monitor.mode},
             "best": best,
             "final_metrics": progress.last_metrics,
+            "final_metrics_epoch": progress.last_eval_epoch,
+            "best_metrics": progress.best_metrics,
+            "best_metrics_epoch": progress.best_epoch if progress.best_metrics else None,
             "final_train_loss": progress.last_train_loss,
             "wall_time_s": round(progress.elapsed_s, 3),
             "resumed_from_epoch": self.resumed_from,

@@ -18,6 +18,7 @@ from torch import nn
 
 from adaptlab.core.checkpoint import pack_state, unpack_state
 from adaptlab.core.errors import CheckpointError
+from adaptlab.core.runs import format_count
 
 __all__ = [
     "MODEL_PREFIX",
@@ -38,9 +39,11 @@ class TrainerProgress:
     """Counters that a resumed run continues from.
 
     ``epoch`` is the number of completed epochs. ``best_value`` and ``best_epoch`` follow every
-    strict improvement of the monitor. ``stopping_reference`` is the value early stopping
-    compares against, which moves only by more than ``min_delta``. ``stale_evaluations``
-    counts the evaluations since it last moved.
+    strict improvement of the monitor, and ``best_metrics`` holds all validation metrics of
+    that epoch. ``last_metrics`` are those of the latest evaluation, in epoch
+    ``last_eval_epoch``. ``stopping_reference`` is the value early stopping compares against,
+    which moves only by more than ``min_delta``. ``stale_evaluations`` counts the evaluations
+    since it last moved.
     """
 
     epoch: int = 0
@@ -52,6 +55,8 @@ class TrainerProgress:
     stopped_early: bool = False
     elapsed_s: float = 0.0
     last_metrics: dict[str, float] = field(default_factory=dict)
+    last_eval_epoch: int | None = None
+    best_metrics: dict[str, float] = field(default_factory=dict)
     last_train_loss: float | None = None
 
     def to_data(self) -> dict[str, Any]:
@@ -128,9 +133,9 @@ def restore_rng_state(packed: dict[str, Any], tensors: dict[str, torch.Tensor]) 
     if cuda_states and torch.cuda.is_available():
         if len(cuda_states) != torch.cuda.device_count():
             logger.warning(
-                "the checkpoint contains CUDA generator states of %d device(s) but %d are visible; "
+                "the checkpoint contains CUDA generator states of %s but %d are visible; "
                 "restoring the first ones, so a resumed run may not repeat bitwise",
-                len(cuda_states),
+                format_count(len(cuda_states), "device"),
                 torch.cuda.device_count(),
             )
         for index, value in enumerate(cuda_states[: torch.cuda.device_count()]):

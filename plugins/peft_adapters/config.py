@@ -10,7 +10,7 @@ from __future__ import annotations
 import re
 from typing import Any, ClassVar, Literal
 
-from pydantic import Field, field_validator, model_validator
+from pydantic import Field, ValidationInfo, field_validator
 
 from adaptlab.core.contracts import ComponentConfig
 
@@ -136,11 +136,13 @@ class LoraConfig(PeftAdapterConfig):
             "use_dora": False,
         }
 
-    @model_validator(mode="after")
-    def _check_orthogonal_rank(self) -> LoraConfig:
-        if self.init == "orthogonal" and self.r % 2:
-            raise ValueError(f"init 'orthogonal' needs an even r, got r={self.r}")
-        return self
+    @field_validator("init")
+    @classmethod
+    def _check_orthogonal_rank(cls, value: str, info: ValidationInfo) -> str:
+        rank = info.data.get("r")
+        if value == "orthogonal" and rank is not None and rank % 2:
+            raise ValueError(f"init 'orthogonal' needs an even r, but r is {rank}")
+        return value
 
 
 class DoraConfig(LoraConfig):
@@ -273,7 +275,10 @@ class OftConfig(_InitChoice):
         ),
     )
     r: int = Field(
-        0, ge=0, description="Number of orthogonal blocks per layer; 0 leaves it unset."
+        0,
+        ge=0,
+        validate_default=True,
+        description="Number of orthogonal blocks per layer; 0 leaves it unset.",
     )
     module_dropout: float = Field(
         0.0, ge=0.0, lt=1.0,
@@ -293,14 +298,20 @@ class OftConfig(_InitChoice):
         ),
     )
 
-    @model_validator(mode="after")
-    def _check_one_size(self) -> OftConfig:
-        if (self.r == 0) == (self.block_size == 0):
+    @field_validator("r")
+    @classmethod
+    def _check_one_size(cls, value: int, info: ValidationInfo) -> int:
+        block_size = info.data.get("block_size")
+        if block_size is None:
+            return value
+        if value and block_size:
             raise ValueError(
-                f"set exactly one of block_size and r to a positive value "
-                f"(got block_size={self.block_size}, r={self.r})"
+                f"set exactly one of block_size and r, but block_size is {block_size}; set "
+                "block_size to 0 to use r"
             )
-        return self
+        if not value and not block_size:
+            raise ValueError("set exactly one of block_size and r to a positive value")
+        return value
 
     def peft_options(self) -> dict[str, Any]:
         return {

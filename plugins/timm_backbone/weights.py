@@ -45,20 +45,32 @@ def read_state_dict(path: Path) -> dict[str, torch.Tensor]:
         try:
             return load_file(str(path), device="cpu")
         except Exception as error:  # noqa: BLE001 - safetensors raises several unrelated types
-            raise ComponentBuildError(
-                f"weights file {str(path)!r} is not a valid safetensors file "
-                f"({type(error).__name__}: {error}); re-export it or point `weights` at "
-                "another file"
-            ) from error
+            # safetensors' messages are short and name the problem (e.g. HeaderTooLarge).
+            detail = f"{type(error).__name__} while loading it as a safetensors file: "
+            raise _unreadable_error(path, detail + _summarize_error(error)) from error
     try:
         loaded = torch.load(str(path), map_location="cpu", weights_only=True)
     except Exception as error:  # noqa: BLE001 - pickle, zip and EOF errors all mean "corrupt"
-        raise ComponentBuildError(
-            f"weights file {str(path)!r} could not be read as a PyTorch state dict "
-            f"({type(error).__name__}: {error}); the file is corrupt or holds objects other "
-            "than tensors, so re-save it with torch.save(model.state_dict(), path)"
-        ) from error
+        # torch's message spans several lines of advice about weights_only=False, which
+        # adaptlab never uses, so only the exception type is shown.
+        detail = f"{type(error).__name__} while loading it as a torch state dict"
+        raise _unreadable_error(path, detail) from error
     return _unwrap_checkpoint(loaded, path)
+
+
+def _summarize_error(error: Exception, limit: int = 120) -> str:
+    lines = str(error).strip().splitlines()
+    line = lines[0] if lines else ""
+    return line if len(line) <= limit else line[: limit - 3] + "..."
+
+
+def _unreadable_error(path: Path, detail: str) -> ComponentBuildError:
+    """Return the one-line error for a weights file that its loader rejected."""
+    return ComponentBuildError(
+        f"weights file {str(path)!r} is not a readable checkpoint ({detail}); save the weights "
+        "with safetensors.torch.save_file(state_dict, path) or "
+        "torch.save(model.state_dict(), path), or point `weights` at another file"
+    )
 
 
 def _unwrap_checkpoint(loaded: object, path: Path) -> dict[str, torch.Tensor]:
@@ -156,17 +168,23 @@ def _describe_mismatch(
     )
     parts = []
     if missing:
-        parts.append(f"{len(missing)} keys missing from the file ({_examples(missing)})")
+        count = _format_key_count(len(missing))
+        parts.append(f"{count} missing from the file ({_examples(missing)})")
     if unexpected:
-        parts.append(f"{len(unexpected)} unexpected keys ({_examples(unexpected)})")
+        count = _format_key_count(len(unexpected), "unexpected ")
+        parts.append(f"{count} ({_examples(unexpected)})")
     if reshaped:
         shown = ", ".join(
             f"{key}: file {tuple(state[key].shape)} vs model {tuple(expected[key].shape)}"
             for key in reshaped[:_SHOWN_KEYS]
         )
         more = f", ... {len(reshaped) - _SHOWN_KEYS} more" if len(reshaped) > _SHOWN_KEYS else ""
-        parts.append(f"{len(reshaped)} keys with a different shape ({shown}{more})")
+        parts.append(f"{_format_key_count(len(reshaped))} with a different shape ({shown}{more})")
     return ", ".join(parts)
+
+
+def _format_key_count(count: int, adjective: str = "") -> str:
+    return f"{count} {adjective}{'key' if count == 1 else 'keys'}"
 
 
 def _examples(keys: list[str]) -> str:

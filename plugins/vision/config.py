@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import Field, model_validator
+from pydantic import Field, ValidationInfo, field_validator
 
 from adaptlab.core.contracts import ComponentConfig, HeadConfig
 
@@ -38,11 +38,18 @@ class ClassificationHeadConfig(HeadConfig):
         0.0, ge=0.0, lt=1.0, description="Label smoothing of the cross-entropy loss."
     )
 
-    @model_validator(mode="after")
-    def _check_widths(self) -> ClassificationHeadConfig:
-        if any(width < 1 for width in self.hidden):
-            raise ValueError(f"hidden widths must be positive, got {self.hidden}")
-        return self
+    @field_validator("hidden")
+    @classmethod
+    def _check_widths(cls, value: list[int]) -> list[int]:
+        if any(width < 1 for width in value):
+            raise ValueError("hidden widths must be positive integers")
+        return value
+
+    @classmethod
+    def metric_names(cls) -> tuple[str, ...]:
+        """Return the keys of ``ClassificationMetric.compute()``, which validation reports as
+        ``TASK/NAME`` (the spec validator checks ``train.monitor`` against them)."""
+        return ("accuracy", "macro_f1", "loss")
 
 
 class ImageDataConfig(ComponentConfig):
@@ -118,24 +125,40 @@ class ImageDataConfig(ComponentConfig):
         std = tuple(self.std) if self.std is not None else default_std
         return mean, std
 
-    @model_validator(mode="after")
-    def _check_data_fields(self) -> ImageDataConfig:
-        if self.val_fraction + self.test_fraction >= 1.0:
+    # Checks that involve two fields sit on the later one, which sees the earlier one in
+    # info.data (absent when it failed its own validation), so errors point at a field.
+
+    @field_validator("test_fraction")
+    @classmethod
+    def _check_fractions(cls, value: float, info: ValidationInfo) -> float:
+        val_fraction = info.data.get("val_fraction")
+        if val_fraction is not None and val_fraction + value >= 1.0:
             raise ValueError(
                 f"val_fraction + test_fraction must be below 1 to leave training images "
-                f"(got {self.val_fraction} + {self.test_fraction})"
+                f"(val_fraction is {val_fraction})"
             )
-        for name in ("mean", "std"):
-            values = getattr(self, name)
-            if values is not None and len(values) != self.channels:
-                raise ValueError(
-                    f"{name} needs one value per channel ({self.channels}), got {values}"
-                )
-        if self.std is not None and any(value <= 0 for value in self.std):
-            raise ValueError(f"std values must be positive, got {self.std}")
-        if len(set(self.augment)) != len(self.augment):
-            raise ValueError(f"augment lists an augmentation twice: {self.augment}")
-        return self
+        return value
+
+    @field_validator("mean", "std")
+    @classmethod
+    def _check_channel_values(
+        cls, value: list[float] | None, info: ValidationInfo
+    ) -> list[float] | None:
+        if value is None:
+            return value
+        channels = info.data.get("channels")
+        if channels is not None and len(value) != channels:
+            raise ValueError(f"{info.field_name} needs one value per channel ({channels})")
+        if info.field_name == "std" and any(item <= 0 for item in value):
+            raise ValueError("std values must be positive")
+        return value
+
+    @field_validator("augment")
+    @classmethod
+    def _check_unique_augment(cls, value: list[str]) -> list[str]:
+        if len(set(value)) != len(value):
+            raise ValueError("augment lists an augmentation twice")
+        return value
 
 
 class ImageFolderConfig(ImageDataConfig):
@@ -150,6 +173,7 @@ class ImageFolderConfig(ImageDataConfig):
     )
     val_root: str | None = Field(
         None,
+        validate_default=True,
         description=(
             "Separate folder of validation images in the same layout; when set, val_fraction "
             "must be 0."
@@ -171,15 +195,22 @@ class ImageFolderConfig(ImageDataConfig):
         ),
     )
 
-    @model_validator(mode="after")
-    def _check_roots(self) -> ImageFolderConfig:
-        if self.val_root is not None and self.val_fraction > 0:
+    @field_validator("val_root")
+    @classmethod
+    def _check_val_root(cls, value: str | None, info: ValidationInfo) -> str | None:
+        val_fraction = info.data.get("val_fraction")
+        if value is not None and val_fraction:
             raise ValueError("set val_fraction to 0 when val_root is given")
-        if self.test_root is not None and self.test_fraction > 0:
-            raise ValueError("set test_fraction to 0 when test_root is given")
-        if self.val_root is None and self.val_fraction == 0:
+        if value is None and val_fraction == 0:
             raise ValueError("the val split is required: set val_fraction > 0 or val_root")
-        return self
+        return value
+
+    @field_validator("test_root")
+    @classmethod
+    def _check_test_root(cls, value: str | None, info: ValidationInfo) -> str | None:
+        if value is not None and info.data.get("test_fraction"):
+            raise ValueError("set test_fraction to 0 when test_root is given")
+        return value
 
 
 class DigitsConfig(ImageDataConfig):
@@ -210,8 +241,9 @@ class DigitsConfig(ImageDataConfig):
         ),
     )
 
-    @model_validator(mode="after")
-    def _check_val(self) -> DigitsConfig:
-        if self.val_fraction == 0:
+    @field_validator("val_fraction")
+    @classmethod
+    def _require_val(cls, value: float) -> float:
+        if value == 0:
             raise ValueError("the val split is required: set val_fraction > 0")
-        return self
+        return value

@@ -258,3 +258,21 @@ def test_count_parameters_frozen_weight():
 def test_config_rejects_invalid_fields(registry, name, fields):
     with pytest.raises(ValidationError):
         registry.get("adapter", name).config(**fields)
+
+
+@pytest.mark.parametrize(
+    ("name", "fields", "field", "message"),
+    [
+        ("lora", {"init": "orthogonal", "r": 3}, "init", "needs an even r, but r is 3"),
+        ("dora", {"init": "orthogonal", "r": 5}, "init", "needs an even r, but r is 5"),
+        ("oft", {"block_size": 32, "r": 4}, "r", "but block_size is 32; set block_size to 0"),
+        ("oft", {"block_size": 0}, "r", "set exactly one of block_size and r to a positive"),
+    ],
+)
+def test_cross_field_errors_name_field(registry, name, fields, field, message):
+    with pytest.raises(ValidationError) as caught:
+        registry.get("adapter", name).config(**fields)
+
+    [error] = caught.value.errors()
+    assert error["loc"] == (field,)
+    assert message in error["msg"]

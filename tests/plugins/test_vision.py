@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 import os
+from pathlib import Path
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
@@ -15,11 +16,17 @@ from pydantic import ValidationError
 from sklearn.metrics import f1_score
 
 from adaptlab.core.contracts import TaskInfo, TaskHead
-from adaptlab.core.errors import ComponentBuildError
-from adaptlab.plugins.vision.config import DigitsConfig, ImageFolderConfig
+from adaptlab.core.errors import ComponentBuildError, SpecError
+from adaptlab.core.spec import load_spec
+from adaptlab.plugins.vision.config import (
+    ClassificationHeadConfig,
+    DigitsConfig,
+    ImageFolderConfig,
+)
 from adaptlab.plugins.vision.digits import MARKER_NAME
 from adaptlab.registry import PluginSelection, load_registry
 
+DIGITS_SPEC = Path(__file__).resolve().parents[2] / "examples" / "digits" / "lora.yaml"
 THREE_CLASSES = TaskInfo(name="label", kind="classification", num_classes=3)
 
 
@@ -142,6 +149,37 @@ def test_metric_empty_rejected(registry):
 def test_head_rejects_wrong_task(registry, task, expected):
     with pytest.raises(ComponentBuildError, match=expected):
         make_head(registry, task=task)
+
+
+def test_head_metric_names_match_compute(registry):
+    metric = make_head(registry).new_metric()
+    metric.update(torch.randn(4, 3), torch.tensor([0, 1, 2, 1]))
+
+    names = ClassificationHeadConfig.metric_names()
+
+    assert names == ("accuracy", "macro_f1", "loss")
+    assert set(names) == set(metric.compute())
+
+
+def test_head_hidden_error_names_field():
+    with pytest.raises(ValidationError) as caught:
+        ClassificationHeadConfig(hidden=[16, 0])
+
+    [error] = caught.value.errors()
+    assert error["loc"] == ("hidden",)
+    assert error["msg"] == "Value error, hidden widths must be positive integers"
+
+
+def test_spec_error_at_hidden_field():
+    registry = load_registry(PluginSelection(only=["vision", "timm", "peft", "supervised"]))
+
+    with pytest.raises(SpecError) as caught:
+        load_spec(DIGITS_SPEC, ["model.heads.digit.hidden=[0]"], registry=registry)
+
+    [problem] = caught.value.problems
+    assert problem.startswith(
+        "model.heads.digit.hidden: hidden widths must be positive integers (found [0])"
+    )
 
 
 # image_folder ------------------------------------------------------------------------------
@@ -331,6 +369,41 @@ def test_image_folder_empty_val_split(registry, pets):
 def test_image_folder_config_rejects(fields):
     with pytest.raises(ValidationError):
         ImageFolderConfig(root="/data", **fields)
+
+
+@pytest.mark.parametrize(
+    ("fields", "field", "message"),
+    [
+        (
+            {"val_fraction": 0.6, "test_fraction": 0.4},
+            "test_fraction",
+            "val_fraction + test_fraction must be below 1 to leave training images "
+            "(val_fraction is 0.6)",
+        ),
+        ({"val_fraction": 0.0}, "val_root", "the val split is required"),
+        ({"val_root": "/data/val"}, "val_root", "set val_fraction to 0 when val_root is given"),
+        ({"test_root": "/data/test"}, "test_root", "set test_fraction to 0 when test_root"),
+        ({"channels": 1, "mean": [0.5, 0.5, 0.5]}, "mean", "mean needs one value per channel (1)"),
+        ({"std": [0.2, 0.0, 0.2]}, "std", "std values must be positive"),
+        ({"augment": ["hflip", "hflip"]}, "augment", "augment lists an augmentation twice"),
+    ],
+)
+def test_image_folder_errors_name_field(fields, field, message):
+    with pytest.raises(ValidationError) as caught:
+        ImageFolderConfig(root="/data", **fields)
+
+    [error] = caught.value.errors()
+    assert error["loc"] == (field,)
+    assert message in error["msg"]
+
+
+def test_digits_val_error_names_field():
+    with pytest.raises(ValidationError) as caught:
+        DigitsConfig(val_fraction=0)
+
+    [error] = caught.value.errors()
+    assert error["loc"] == ("val_fraction",)
+    assert "the val split is required" in error["msg"]
 
 
 def test_dataset_configs_declare_tasks():

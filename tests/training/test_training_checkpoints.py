@@ -5,6 +5,8 @@ from __future__ import annotations
 import json
 import logging
 import math
+import os
+import stat
 from pathlib import Path
 
 import pytest
@@ -227,3 +229,56 @@ def test_prune_keeps_last_and_best(tmp_path):
         "epoch-0005.json",
         "epoch-0005.safetensors",
     ]
+
+
+@pytest.mark.parametrize(("umask", "mode"), [(0o022, 0o644), (0o027, 0o640)])
+def test_checkpoint_files_follow_umask(tmp_path, umask, mode):
+    previous = os.umask(umask)
+    try:
+        save_checkpoint(tmp_path, 1, {"x": torch.zeros(2)}, {})
+    finally:
+        os.umask(previous)
+
+    for name in ("epoch-0001.safetensors", "epoch-0001.json"):
+        assert stat.S_IMODE((tmp_path / name).stat().st_mode) == mode, name
+
+
+def test_checkpoint_log_lines_name_epochs(tmp_path, caplog):
+    with caplog.at_level(logging.INFO, logger="adaptlab.core.checkpoint"):
+        for epoch in range(1, 5):
+            save_checkpoint(tmp_path, epoch, {"x": torch.zeros(250)}, {})
+        prune_checkpoints(tmp_path, keep_last=3)
+        prune_checkpoints(tmp_path, keep_last=1)
+
+    messages = [record.getMessage() for record in caplog.records]
+    # 250 float32 values are 1,000 bytes; the safetensors header adds about 100.
+    assert messages[0] == f"saved checkpoint epoch-0001 (1.1 KB of tensors) in {tmp_path}"
+    assert messages[4] == f"deleted the old checkpoint of epoch 1 in {tmp_path}"
+    assert messages[5] == f"deleted the old checkpoints of epochs 2, 3 in {tmp_path}"
+
+
+def test_resume_fills_best_metrics_from_log(make_spec, registry):
+    # Monitoring the validation loss upwards makes epoch 1 the best one.
+    spec = make_spec(train={"epochs": 3, "monitor": "loss", "mode": "max"})
+
+    def interrupt_after_two(epoch, metrics, checkpoint_path):
+        if epoch == 2:
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        train(spec, registry=registry, on_epoch_end=interrupt_after_two)
+    run_dir = next(Path(spec.output_dir).iterdir())
+    first_epoch = MetricsLog(run_dir).read()[0]
+    # Drop the progress fields that checkpoints of earlier adaptlab versions lack.
+    state_path, _ = checkpoint_files(run_dir, 2)
+    document = json.loads(state_path.read_text(encoding="utf-8"))
+    del document["state"]["progress"]["best_metrics"]
+    del document["state"]["progress"]["last_eval_epoch"]
+    state_path.write_text(json.dumps(document), encoding="utf-8")
+
+    summary = train(None, resume_dir=run_dir, registry=registry)
+
+    assert summary["best"]["epoch"] == 1
+    assert summary["best_metrics_epoch"] == 1
+    assert summary["best_metrics"] == first_epoch["val"]
+    assert summary["final_metrics_epoch"] == 3

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import math
 from pathlib import Path
 
@@ -19,6 +20,7 @@ from adaptlab.core.training.api import train
 from adaptlab.core.training.config import SchedulerConfig
 from adaptlab.core.training.evaluation import compute_loss, infer_mode
 from adaptlab.core.training.optim import build_optimizer, build_scheduler
+from adaptlab.core.training.recipe import Trainer
 
 SGD_PLAIN = {"name": "sgd", "lr": 0.1, "momentum": 0.0, "weight_decay": 0.0}
 
@@ -280,14 +282,18 @@ def test_monitor_mode_from_name(name, mode):
     assert infer_mode(name) == mode
 
 
-def test_monitor_unknown_task_fails_early(make_spec, registry):
-    spec = make_spec(train={"epochs": 1, "monitor": "digit/accuracy"})
+def test_monitor_unknown_task_fails_early(make_spec, registry, tmp_path):
+    # The spec validator rejects this monitor, so the trainer gets it through its config.
+    spec = make_spec(train={"epochs": 1})
+    config = spec.train.config.model_copy(update={"monitor": "digit/accuracy"})
+    run_dir = tmp_path / "run"
+    run_dir.mkdir()
 
     with pytest.raises(RunError, match="names task 'digit', which has no head"):
-        train(spec, registry=registry)
+        Trainer(config, spec, run_dir, registry=registry).fit()
 
-    run_dir = next(Path(spec.output_dir).iterdir())
     assert not (run_dir / "metrics.jsonl").exists()
+    assert read_json(run_dir / "summary.json")["epochs_completed"] == 0
 
 
 def test_policy_regularizer_in_val_loss(make_spec, registry):
@@ -354,3 +360,93 @@ def test_move_to_device_nested_batches():
     assert moved[0]["graph"].moved_to == cpu
     assert isinstance(moved[1], tuple)
     assert torch.equal(moved[0]["x"], torch.ones(2))
+
+
+def test_warmup_longer_than_run_warns(caplog):
+    parameter = nn.Parameter(torch.zeros(2))
+    optimizer = torch.optim.SGD([parameter], lr=0.1)
+
+    with caplog.at_level(logging.WARNING, logger="adaptlab.core.training.optim"):
+        build_scheduler(optimizer, SchedulerConfig(warmup_steps=12), steps_per_epoch=4, epochs=3)
+    assert caplog.records == []
+
+    with caplog.at_level(logging.WARNING, logger="adaptlab.core.training.optim"):
+        build_scheduler(optimizer, SchedulerConfig(warmup_steps=50), steps_per_epoch=4, epochs=3)
+    [record] = caplog.records
+    message = record.getMessage()
+    assert "warmup_steps (50)" in message
+    assert "12 optimizer steps (3 epochs of 4)" in message
+    assert "set warmup_steps to at most 12" in message
+
+
+def test_interrupt_logs_resume_command(make_spec, registry, caplog):
+    spec = make_spec(train={"epochs": 3})
+
+    def interrupt(epoch, metrics, checkpoint_path):
+        if epoch == 2:
+            raise KeyboardInterrupt
+
+    with caplog.at_level(logging.WARNING), pytest.raises(KeyboardInterrupt):
+        train(spec, registry=registry, on_epoch_end=interrupt)
+
+    run_dir = next(Path(spec.output_dir).iterdir())
+    command = f"`adaptlab train --resume {run_dir}`"
+    warnings = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
+    assert warnings == [
+        f"run {run_dir} interrupted; {command} continues it from its newest checkpoint, "
+        "or from epoch 1 when it has none"
+    ]
+    assert command in (run_dir / "train.log").read_text(encoding="utf-8")
+    summary = read_json(run_dir / "summary.json")
+    assert summary["status"] == "interrupted"
+    assert summary["epochs_completed"] == 2
+
+    resumed = train(None, resume_dir=run_dir, registry=registry)
+    assert resumed["status"] == "completed"
+    assert resumed["resumed_from_epoch"] == 2
+
+
+def test_unknown_monitor_keeps_epoch(make_spec, registry):
+    spec = make_spec(train={"epochs": 2, "monitor": "label/f1"})
+
+    with pytest.raises(RunError) as caught:
+        train(spec, registry=registry)
+
+    run_dir = next(Path(spec.output_dir).iterdir())
+    message = str(caught.value)
+    assert "(label/accuracy, label/loss, loss)" in message
+    assert "Epoch 1 is saved in checkpoints/epoch-0001.json" in message
+    assert f"`adaptlab train --resume {run_dir}`" in message
+    assert (run_dir / "checkpoints" / "epoch-0001.json").is_file()
+    assert [r["epoch"] for r in MetricsLog(run_dir).read()] == [1]
+    summary = read_json(run_dir / "summary.json")
+    assert summary["status"] == "failed"
+    assert summary["epochs_completed"] == 1
+
+    spec_path = run_dir / "spec.yaml"
+    text = spec_path.read_text(encoding="utf-8")
+    spec_path.write_text(text.replace("label/f1", "label/accuracy"), encoding="utf-8")
+    resumed = train(None, resume_dir=run_dir, registry=registry)
+
+    assert resumed["status"] == "completed"
+    assert resumed["resumed_from_epoch"] == 1
+    assert [r["epoch"] for r in MetricsLog(run_dir).read()] == [1, 2]
+    assert resumed["best"]["epoch"] == 2
+
+
+def test_summary_best_and_final_metrics(make_spec, registry):
+    # Monitoring the validation loss upwards makes the best epoch an early one.
+    spec = make_spec(train={"epochs": 4, "eval_every": 2, "monitor": "loss", "mode": "max"})
+
+    summary = train(spec, registry=registry)
+
+    run_dir = Path(summary["run_dir"])
+    records = {r["epoch"]: r for r in MetricsLog(run_dir).read()}
+    assert records[1]["val"] == {}
+    assert records[2]["val"]["loss"] > records[4]["val"]["loss"]
+    assert summary["best"]["epoch"] == 2
+    assert summary["best_metrics_epoch"] == 2
+    assert summary["best_metrics"] == records[2]["val"]
+    assert summary["final_metrics_epoch"] == 4
+    assert summary["final_metrics"] == records[4]["val"]
+    assert read_json(run_dir / "summary.json") == summary
