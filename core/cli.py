@@ -122,7 +122,11 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def _configure_logging(verbose: int, quiet: bool) -> None:
-    level = logging.WARNING if quiet else (logging.DEBUG if verbose > 1 else logging.INFO)
+    level = logging.INFO
+    if quiet:
+        level = logging.WARNING
+    elif verbose > 1:
+        level = logging.DEBUG
     handler = logging.StreamHandler(sys.stderr)
     # The handler filters too: a run raises the adaptlab logger to INFO for its train.log,
     # and the console must still honour --quiet.

@@ -27,7 +27,7 @@ logger = logging.getLogger(__name__)
 class ComposedModel(nn.Module):
     """Backbone (or graph encoder) shared by the task heads.
 
-    ``forward`` returns a mapping from task name to that head's output. ``loss_weights`` holds
+    ``forward`` returns a mapping from task name to that head's output. ``loss_weights`` contains
     each task's weight in the summed loss. ``policy`` is the attached policy or ``None``.
     """
 

@@ -54,7 +54,7 @@ def _split_names(value: str | None) -> list[str]:
 
 @dataclass
 class PluginSelection:
-    """Which entry-point plugins to load."""
+    """Selection of the entry-point plugins to load."""
 
     autoload: bool = True
     only: list[str] | None = None
@@ -85,7 +85,7 @@ class PluginSelection:
 
 @dataclass
 class PluginRecord:
-    """What ``adaptlab plugins`` shows about one plugin."""
+    """Record of one plugin, as ``adaptlab plugins`` lists it."""
 
     name: str
     version: str
