@@ -195,12 +195,14 @@ class GraphEncoder(Protocol):
     """A ``torch.nn.Module`` encoding a batch of graphs.
 
     ``forward(batch)`` takes a ``torch_geometric.data.Batch`` and returns node embeddings of
-    shape ``(num_nodes, out_features)``; readout to graph level belongs to the heads.
+    width ``out_features``: either a ``(num_nodes, out_features)`` tensor (one graph) or an
+    object with attributes ``x`` (that tensor), ``batch`` (the graph index of each node) and
+    ``num_graphs``. Readout to graph level belongs to the heads, which must accept both forms.
     """
 
     out_features: int
 
-    def forward(self, batch: Any) -> torch.Tensor: ...
+    def forward(self, batch: Any) -> Any: ...
 
 
 @dataclass

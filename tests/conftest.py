@@ -6,7 +6,7 @@ import os
 
 import pytest
 
-BUILTIN_PLUGINS = "timm,peft,vision,supervised"
+BUILTIN_PLUGINS = "timm,peft,vision,supervised,graphsym"
 
 # Set before any adaptlab import so that the process-wide registry sees them.
 os.environ["ADAPTLAB_PLUGINS"] = BUILTIN_PLUGINS

@@ -5,6 +5,35 @@ are prefix adders generated here, mapped by Yosys/ABC onto a Liberty library (th
 pre-physical netlist) and then buffered and sized by ABC at a delay target (the
 post-physical netlist); delay and area of both come from this package's own NLDM timer.
 
-NOTE: the package so far provides designs, netlists, the library and the timer as a library;
-its components (dataset, graph encoder, heads) are not registered with adaptlab yet.
+Registered components: graph encoder ``gatv2`` and head ``graph_regression``.
+
+NOTE: the dataset component that builds labelled adders is not registered yet, so no spec
+can train graphsym end to end; the building blocks are usable from Python.
 """
+
+from __future__ import annotations
+
+from adaptlab.core.hookspecs import hookimpl
+from adaptlab.plugins.graphsym.config import GATv2EncoderConfig, GraphRegressionHeadConfig
+
+ADAPTLAB_HOOK_API = "1.0"
+
+
+@hookimpl
+def adaptlab_register_graph_encoders(register) -> None:  # noqa: ANN001 - typed by the hookspec
+    register(
+        "gatv2",
+        config=GATv2EncoderConfig,
+        factory="adaptlab.plugins.graphsym.model.encoder:build_gatv2_encoder",
+        summary="GATv2 layers with edge features and residual connections (torch_geometric).",
+    )
+
+
+@hookimpl
+def adaptlab_register_heads(register) -> None:  # noqa: ANN001 - typed by the hookspec
+    register(
+        "graph_regression",
+        config=GraphRegressionHeadConfig,
+        factory="adaptlab.plugins.graphsym.model.heads:build_graph_regression_head",
+        summary="Graph readout and MLP regression on normalized targets (delay, area).",
+    )
