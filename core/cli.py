@@ -13,6 +13,7 @@ import os
 import shutil
 import sys
 import textwrap
+import warnings
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -412,6 +413,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Run the CLI; return the exit status (0 success, 1 failure, 2 invalid input)."""
     arguments = _parser().parse_args(argv)
     _configure_logging(arguments.verbose, arguments.quiet)
+    # torch_geometric 2.8 still calls torch.jit.script, which torch 2.14 marks deprecated; the
+    # warning is meant for torch_geometric's developers, not for people running a spec.
+    warnings.filterwarnings("ignore", message=".*torch.jit.script.*", category=FutureWarning)
     try:
         if hasattr(arguments, "spec_and_overrides"):
             _split_spec_arguments(arguments)

@@ -63,3 +63,10 @@ def test_adders_missing_library_is_clear(tmp_path):
     spec = small_spec(tmp_path, f"data.library={tmp_path / 'absent.lib'}")
     with pytest.raises(ComponentBuildError, match="Liberty file not found"):
         build_data(spec)
+
+
+def test_adders_fully_cached_rebuild(tmp_path):
+    first = build_data(small_spec(tmp_path, "data.workers=2"))
+    again = build_data(small_spec(tmp_path, "data.workers=2"))
+    assert len(again.splits["train"]) == len(first.splits["train"])
+    assert float(again.splits["val"][0][1]["delay"]) == float(first.splits["val"][0][1]["delay"])

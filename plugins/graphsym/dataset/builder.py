@@ -167,7 +167,7 @@ def _pool_context() -> multiprocessing.context.BaseContext:
 
 def _run_batches(batches: list[list[Job]], context: BatchContext, workers: int) -> Iterator[list[Outcome]]:
     """Yield the outcomes of each batch as it finishes; in this process when ``workers <= 1``."""
-    if workers <= 1 or len(batches) == 1:
+    if workers <= 1 or len(batches) <= 1:
         for jobs in batches:
             logger.info("started batch of %d: %s", len(jobs), ", ".join(job.key[:12] for job in jobs))
             yield batch_module.run_batch(jobs, context)
