@@ -1,9 +1,9 @@
 """Dataset component ``adders``: labelled prefix adders as torch_geometric graphs.
 
-Each item is the graph of a pre-physical netlist (features from the project's NLDM timer at the
-design's delay target) with two targets: ``delay``, the critical-path delay in ns of the
-post-physical netlist after ABC buffering and sizing, and ``area``, its total cell area. Splits
-hold out whole designs, so validation and test adders are unseen in training.
+Each item is the graph of a pre-physical netlist, with features from the project's NLDM timer
+at the design's delay target. It has two targets, both of the post-physical netlist after ABC
+buffering and sizing: ``delay``, the critical-path delay in ns, and ``area``, the total cell
+area. Splits hold out whole designs, so validation and test adders are unseen in training.
 """
 
 from __future__ import annotations
@@ -146,6 +146,7 @@ def build_adders(config: AddersDatasetConfig, seed: int) -> DatasetBundle:
         raise ComponentBuildError(f"data: building the adders failed: {error}") from error
     records = list(built)
     logger.info("adders: %s", built.summary())
+
     splits = _split(records, config)
     items: dict[str, GraphItems] = {}
     for name, chosen in splits.items():
@@ -154,6 +155,7 @@ def build_adders(config: AddersDatasetConfig, seed: int) -> DatasetBundle:
         except NetlistError as error:
             raise ComponentBuildError(f"data: a labelled netlist is invalid: {error}") from error
         items[name] = GraphItems([graph for graph, _ in pairs], [target for _, target in pairs])
+
     tasks = {}
     for task in TASKS:
         values = [float(item[task]) for item in items["train"].targets]
