@@ -151,7 +151,12 @@ class Adapter(Protocol):
 
 
 class Metric(Protocol):
-    """Accumulates a metric over a whole split; ``compute`` returns named floats."""
+    """Accumulates a metric over a whole split; ``compute`` returns named floats.
+
+    A metric may also define ``write_artifacts(folder: Path, stem: str) -> list[Path]``, which
+    ``adaptlab evaluate`` calls to write files such as plots into the run folder; file names
+    start with ``stem`` (for example ``eval-test-delay``).
+    """
 
     def update(self, output: Any, target: Any) -> None: ...
 

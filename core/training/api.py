@@ -233,7 +233,9 @@ def evaluate(
             collate_fn=bundle.collate_fn,
             pin_memory=device.type == "cuda",
         )
-        metrics = evaluate_model(model, loader, device, precision)
+        metrics = evaluate_model(
+            model, loader, device, precision, artifacts=(run_dir, f"eval-{used_split}"), timed=True
+        )
 
     record = {
         "split": used_split,

@@ -11,8 +11,10 @@ from __future__ import annotations
 import logging
 import math
 import re
+import time
 from collections.abc import Mapping
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import torch
@@ -133,11 +135,17 @@ def evaluate_model(
     loader: Any,
     device: torch.device,
     precision: Precision,
+    artifacts: tuple[Path, str] | None = None,
+    timed: bool = False,
 ) -> dict[str, float]:
     """Evaluate ``model`` over every batch of ``loader``; return the metrics by name.
 
     The model is put in eval mode and restored to its previous mode afterwards. Losses are
-    averaged over samples, not batches.
+    averaged over samples, not batches. With ``timed``, ``time/forward_ms_per_sample`` is the
+    wall time of the forward passes divided by the number of samples (left out otherwise, so
+    that training logs stay reproducible). With ``artifacts=(folder, stem)``, every task metric
+    that has ``write_artifacts(folder, stem)`` writes its files (plots, prediction tables)
+    there, with ``stem`` naming the split.
     """
     was_training = model.training
     model.eval()
@@ -147,14 +155,20 @@ def evaluate_model(
     policy_sums: dict[str, float] = {}
     samples = 0
     batches = 0
+    forward_seconds = 0.0
     policy = getattr(model, "policy", None)
     try:
         with torch.no_grad():
             for inputs, targets in loader:
                 inputs = move_to_device(inputs, device)
                 targets = move_to_device(targets, device)
+                started = time.perf_counter()
                 with precision.autocast(device):
                     outputs = model(inputs)
+                if device.type == "cuda":
+                    torch.cuda.synchronize(device)
+                forward_seconds += time.perf_counter() - started
+                with precision.autocast(device):
                     loss, per_task = compute_loss(model, outputs, targets)
                 count = batch_size_of(targets, inputs)
                 samples += count
@@ -177,4 +191,13 @@ def evaluate_model(
             metrics[f"{task}/{name}"] = float(value)
     for key, value in policy_sums.items():
         metrics[f"policy/{key}"] = value / batches
+    if timed:
+        metrics["time/forward_ms_per_sample"] = 1000.0 * forward_seconds / samples
+    if artifacts is not None:
+        folder, stem = artifacts
+        for task, metric in task_metrics.items():
+            writer = getattr(metric, "write_artifacts", None)
+            if callable(writer):
+                for path in writer(folder, f"{stem}-{task}"):
+                    logger.info("wrote %s", path)
     return metrics

@@ -70,3 +70,16 @@ def test_adders_fully_cached_rebuild(tmp_path):
     again = build_data(small_spec(tmp_path, "data.workers=2"))
     assert len(again.splits["train"]) == len(first.splits["train"])
     assert float(again.splits["val"][0][1]["delay"]) == float(first.splits["val"][0][1]["delay"])
+
+
+def test_evaluate_writes_scatter_plots(tmp_path):
+    summary = api.train(small_spec(tmp_path, "train.epochs=1"))
+    run_dir = Path(summary["run_dir"])
+    metrics = api.evaluate(run_dir, split="test")
+    assert metrics["time/forward_ms_per_sample"] > 0
+    for task in ("delay", "area"):
+        plot = run_dir / f"eval-test-{task}.png"
+        assert plot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+        rows = (run_dir / f"eval-test-{task}.csv").read_text().splitlines()
+        assert rows[0] == "actual,predicted"
+        assert len(rows) == 1 + 2  # two test designs

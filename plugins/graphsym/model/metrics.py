@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
+from pathlib import Path
 
 import numpy as np
 import torch
@@ -51,6 +52,33 @@ class RegressionMetric:
     def predictions(self) -> tuple[list[float], list[float]]:
         """Return ``(y_true, y_pred)`` in the target's unit, in the order the batches came."""
         return list(self.true), list(self.predicted)
+
+    def write_artifacts(self, folder: Path, stem: str) -> list[Path]:
+        """Write ``STEM.csv`` (actual, predicted) and ``STEM.png``, a predicted-versus-actual plot."""
+        import matplotlib
+
+        matplotlib.use("Agg")
+        from matplotlib import pyplot
+
+        folder = Path(folder)
+        table = folder / f"{stem}.csv"
+        rows = "".join(f"{true!r},{predicted!r}\n" for true, predicted in zip(self.true, self.predicted))
+        table.write_text("actual,predicted\n" + rows, encoding="utf-8")
+
+        figure, axes = pyplot.subplots(figsize=(4.5, 4.5), dpi=120)
+        axes.scatter(self.true, self.predicted, s=12, alpha=0.7)
+        low = min(min(self.true), min(self.predicted))
+        high = max(max(self.true), max(self.predicted))
+        axes.plot([low, high], [low, high], color="gray", linewidth=1, linestyle="--")
+        scores = self.compute()
+        axes.set_title(f"{stem}: accuracy {scores['accuracy']:.2f} %, R² {scores['r2']:.3f}")
+        axes.set_xlabel("actual")
+        axes.set_ylabel("predicted")
+        figure.tight_layout()
+        plot = folder / f"{stem}.png"
+        figure.savefig(plot)
+        pyplot.close(figure)
+        return [table, plot]
 
     def compute(self) -> dict[str, float]:
         """Return ``accuracy`` (%), ``mape`` (%), ``r2`` and ``kendall_tau``.
