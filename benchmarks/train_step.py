@@ -49,7 +49,7 @@ class _FirstBatches(torch.utils.data.Dataset):
 
 
 def plain_epoch(model, loader, optimizer, scheduler, clip: float, task: str) -> int:
-    """One epoch written by hand: forward, cross-entropy, backward, clip, step."""
+    """Train one epoch by hand: forward, cross-entropy, backward, clip, step; return the steps."""
     model.train()
     trainable = [p for p in model.parameters() if p.requires_grad]
     steps = 0

@@ -254,7 +254,8 @@ def _split_spec_arguments(arguments: argparse.Namespace) -> None:
     """Set ``arguments.spec`` and ``arguments.overrides`` from the positional list."""
     values = list(arguments.spec_and_overrides)
     arguments.spec = None
-    if values and "=" not in values[0] or (values and Path(values[0]).is_file()):
+    # The first argument is the spec unless it looks like an override (and is not a file).
+    if values and ("=" not in values[0] or Path(values[0]).is_file()):
         arguments.spec = Path(values.pop(0))
     arguments.overrides = values
     for value in values:

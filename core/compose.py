@@ -99,6 +99,7 @@ def build_model(
     if model_spec.backbone is not None:
         backbone = _build(registry, model_spec.backbone)
     else:
+        # Graph datasets declare their feature widths in every task's TaskInfo.extra.
         encoder_ref = model_spec.graph_encoder
         first = next(iter(tasks.values()))
         backbone = _build(
@@ -107,21 +108,25 @@ def build_model(
             node_features=int(first.extra.get("node_features", 0)),
             edge_features=int(first.extra.get("edge_features", 0)),
         )
+
     out_features = getattr(backbone, "out_features", None)
     if not isinstance(out_features, int):
         raise ComponentBuildError(
             "the backbone does not declare an integer `out_features`, which heads need"
         )
+
     adapter = None
     if model_spec.adapter is not None:
         adapter = _build(registry, model_spec.adapter)
         backbone = adapter.apply(backbone)
+
     heads = {
         task: _build(registry, ref, task=tasks[task], in_features=out_features)
         for task, ref in model_spec.heads.items()
     }
     weights = {task: float(ref.config.loss_weight) for task, ref in model_spec.heads.items()}
     model = ComposedModel(backbone, heads, weights, adapter=adapter)
+
     if model_spec.policy is not None:
         policy = _build(registry, model_spec.policy)
         policy.attach(model)

@@ -106,7 +106,7 @@ class Register(Protocol):
 
 @dataclass(frozen=True)
 class TaskInfo:
-    """What a dataset declares about one of its tasks.
+    """Declaration of one task of a dataset.
 
     ``kind`` is a free-form tag that heads check (``"classification"``, ``"regression"``,
     ``"segmentation"``, ...). ``num_classes`` is set for classification-like tasks and
@@ -228,7 +228,7 @@ class DatasetBundle:
 
 @dataclass
 class RunContext:
-    """What a recipe receives: the validated spec, its run directory and resume intent.
+    """Inputs of a recipe: the validated spec, its run directory and whether to resume.
 
     ``registry`` is the registry that components are built from (``None``: the process-wide
     one). ``on_epoch_end(epoch, metrics, checkpoint_path)``, when set, is called after every

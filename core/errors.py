@@ -26,7 +26,7 @@ class AdaptlabError(Exception):
 class SpecError(AdaptlabError):
     """A spec file, its ``extends:`` chain or an override is invalid.
 
-    ``problems`` holds one line per problem so that all of them are reported at once.
+    ``problems`` contains one line per problem so that all of them are reported at once.
     """
 
     exit_code = 2

@@ -8,7 +8,7 @@ import pytest
 
 BUILTIN_PLUGINS = "timm,peft,vision,supervised,graphsym"
 
-# Set before any adaptlab import so that the process-wide registry sees them.
+# Set before any adaptlab import so that the process-wide registry reads them.
 os.environ["ADAPTLAB_PLUGINS"] = BUILTIN_PLUGINS
 os.environ["ADAPTLAB_DISABLE_PLUGIN_AUTOLOAD"] = "1"
 os.environ.pop("ADAPTLAB_DISABLE_PLUGINS", None)

@@ -90,15 +90,17 @@ def describe_fields(config: type[BaseModel], prefix: str = "") -> list[dict[str,
             default = "required"
         if nested is not None and field.default is None:
             default = "None"
+
+        type_name = _type_name(field.annotation)
+        description = field.description or ""
+        if nested is not None:
+            # An optional section shows its full type; a section that is always present shows
+            # the model's name and, lacking a field description, the model's first doc line.
+            if default != "None":
+                type_name = nested.__name__
+            description = description or (nested.__doc__ or "").strip().split("\n")[0]
         rows.append(
-            {
-                "name": prefix + name,
-                "type": nested.__name__ if nested is not None and default != "None"
-                else _type_name(field.annotation),
-                "default": default,
-                "description": field.description or (nested.__doc__ or "").strip().split("\n")[0]
-                if nested is not None else field.description or "",
-            }
+            {"name": prefix + name, "type": type_name, "default": default, "description": description}
         )
         if nested is not None:
             rows += describe_fields(nested, prefix=f"{prefix}{name}.")

@@ -39,7 +39,7 @@ class TrainerProgress:
     """Counters that a resumed run continues from.
 
     ``epoch`` is the number of completed epochs. ``best_value`` and ``best_epoch`` follow every
-    strict improvement of the monitor, and ``best_metrics`` holds all validation metrics of
+    strict improvement of the monitor, and ``best_metrics`` contains all validation metrics of
     that epoch. ``last_metrics`` are those of the latest evaluation, in epoch
     ``last_eval_epoch``. ``stopping_reference`` is the value early stopping compares against,
     which moves only by more than ``min_delta``. ``stale_evaluations`` counts the evaluations
