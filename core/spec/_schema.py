@@ -94,10 +94,9 @@ def describe_fields(config: type[BaseModel], prefix: str = "") -> list[dict[str,
         type_name = _type_name(field.annotation)
         description = field.description or ""
         if nested is not None:
-            # An optional section shows its full type; a section that is always present shows
-            # the model's name and, lacking a field description, the model's first doc line.
-            if default != "None":
-                type_name = nested.__name__
+            # A section shows its model's name and, lacking a field description, the first line
+            # of the model's docstring.
+            type_name = nested.__name__ if default != "None" else f"{nested.__name__} | None"
             description = description or (nested.__doc__ or "").strip().split("\n")[0]
         rows.append(
             {"name": prefix + name, "type": type_name, "default": default, "description": description}
