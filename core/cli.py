@@ -14,7 +14,7 @@ import shutil
 import sys
 import textwrap
 import warnings
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -28,38 +28,46 @@ logger = logging.getLogger("adaptlab.cli")
 EXIT_USAGE = 2
 
 
-def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        prog="adaptlab",
-        description="Compose, train and evaluate parameter-efficient and adaptive models "
-        "from YAML specs.",
-    )
-    from adaptlab.core import __version__
-
-    parser.add_argument("--version", action="version", version=f"adaptlab {__version__}")
-    parser.add_argument(
+def _global_options() -> argparse.ArgumentParser:
+    """Options that come before the command; parsed first, as they choose the plugins."""
+    options = argparse.ArgumentParser(add_help=False)
+    options.add_argument(
         "-v", "--verbose", action="count", default=0, help="More log output (repeat for debug)."
     )
-    parser.add_argument("-q", "--quiet", action="store_true", help="Only warnings and errors.")
-    parser.add_argument(
+    options.add_argument("-q", "--quiet", action="store_true", help="Only warnings and errors.")
+    options.add_argument(
         "--disable-plugin",
         action="append",
         default=[],
         metavar="NAME",
         help="Do not load the plugin NAME (repeatable; adds to ADAPTLAB_DISABLE_PLUGINS).",
     )
-    parser.add_argument(
+    options.add_argument(
         "--plugin",
         action="append",
         default=[],
         metavar="NAME",
         help="Load only the named plugins (repeatable; replaces ADAPTLAB_PLUGINS).",
     )
-    parser.add_argument(
+    options.add_argument(
         "--no-plugin-autoload",
         action="store_true",
         help="Load no installed plugin unless named by --plugin or ADAPTLAB_PLUGINS.",
     )
+    return options
+
+
+def _parser(plugin_commands: Mapping[str, Any] | None = None) -> argparse.ArgumentParser:
+    """The CLI parser: built-in commands plus the commands that loaded plugins register."""
+    parser = argparse.ArgumentParser(
+        prog="adaptlab",
+        description="Compose, train and evaluate parameter-efficient and adaptive models "
+        "from YAML specs.",
+        parents=[_global_options()],
+    )
+    from adaptlab.core import __version__
+
+    parser.add_argument("--version", action="version", version=f"adaptlab {__version__}")
     commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
 
     commands.add_parser("plugins", help="List plugins with versions, hook API and components.")
@@ -119,6 +127,15 @@ def _parser() -> argparse.ArgumentParser:
         default="best",
         help="Checkpoint to load: best, last, or an epoch number (default: best).",
     )
+    for name, command in sorted((plugin_commands or {}).items()):
+        sub = commands.add_parser(name, help=f"{command.summary} [plugin {command.plugin}]")
+        try:
+            command.arguments(sub)
+        except Exception as error:  # noqa: BLE001 - a plugin's bug must not break the CLI
+            logger.warning(
+                "plugin %r: the arguments of command %r failed: %s: %s",
+                command.plugin, name, type(error).__name__, error,
+            )
     return parser
 
 
@@ -140,8 +157,12 @@ def _configure_logging(verbose: int, quiet: bool) -> None:
 
 
 def _registry(arguments: argparse.Namespace) -> Any:
+    """The registry for the plugins chosen by the global options, loaded once per process."""
     from adaptlab.registry import PluginSelection, load_registry, reset_registry
 
+    cached = getattr(arguments, "_registry", None)
+    if cached is not None:
+        return cached
     selection = PluginSelection.from_environment()
     selection.disabled += arguments.disable_plugin
     if arguments.plugin:
@@ -150,6 +171,7 @@ def _registry(arguments: argparse.Namespace) -> Any:
         selection.autoload = False
     registry = load_registry(selection)
     reset_registry(registry)
+    arguments._registry = registry
     return registry
 
 
@@ -412,15 +434,20 @@ COMMANDS = {
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the CLI; return the exit status (0 success, 1 failure, 2 invalid input)."""
-    arguments = _parser().parse_args(argv)
-    _configure_logging(arguments.verbose, arguments.quiet)
+    options, _ = _global_options().parse_known_args(argv)
+    _configure_logging(options.verbose, options.quiet)
+    registry = _registry(options)
+    arguments = _parser(registry.commands).parse_args(argv)
+    arguments._registry = registry
     # torch_geometric 2.8 still calls torch.jit.script, which torch 2.14 marks deprecated; the
     # warning is meant for torch_geometric's developers, not for people running a spec.
     warnings.filterwarnings("ignore", message=".*torch.jit.script.*", category=FutureWarning)
     try:
         if hasattr(arguments, "spec_and_overrides"):
             _split_spec_arguments(arguments)
-        return COMMANDS[arguments.command](arguments)
+        if arguments.command in COMMANDS:
+            return COMMANDS[arguments.command](arguments)
+        return int(registry.commands[arguments.command].load_run()(arguments) or 0)
     except AdaptlabError as error:
         sys.stderr.write(f"error: {error}\n")
         return error.exit_code

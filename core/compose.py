@@ -71,6 +71,21 @@ def _build(registry: Registry, ref: ComponentRef, **inputs: Any) -> Any:
         ) from error
 
 
+def _accepts_keyword(factory: Any, name: str) -> bool:
+    """Return whether ``factory`` can be called with the keyword argument ``name``."""
+    import inspect
+
+    try:
+        parameters = inspect.signature(factory).parameters.values()
+    except (TypeError, ValueError):
+        return False
+    return any(
+        p.name == name and p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)
+        or p.kind is p.VAR_KEYWORD
+        for p in parameters
+    )
+
+
 def build_data(spec: Spec, registry: Registry | None = None) -> DatasetBundle:
     """Build the dataset of ``spec`` and check that every head's task exists in it."""
     registry = registry or get_registry()
@@ -117,7 +132,11 @@ def build_model(
 
     adapter = None
     if model_spec.adapter is not None:
-        adapter = _build(registry, model_spec.adapter)
+        component = registry.get("adapter", model_spec.adapter.name)
+        inputs: dict[str, Any] = {}
+        if _accepts_keyword(component.load_factory(), "tasks"):
+            inputs["tasks"] = tuple(model_spec.heads)
+        adapter = _build(registry, model_spec.adapter, **inputs)
         backbone = adapter.apply(backbone)
 
     heads = {

@@ -13,13 +13,16 @@ Factory signatures, by kind (``config`` is the validated configuration model ins
 kind            factory call                                                   returns
 =============== ============================================================== ==============
 backbone        ``factory(config)``                                            ``Backbone``
-adapter         ``factory(config)``                                            ``Adapter``
+adapter         ``factory(config[, tasks=tuple[str, ...]])``                   ``Adapter``
 head            ``factory(config, task=TaskInfo, in_features=int)``            ``TaskHead``
 policy          ``factory(config)``                                            ``Policy``
 graph_encoder   ``factory(config, node_features=int, edge_features=int)``      ``GraphEncoder``
 dataset         ``factory(config, seed=int)``                                  ``DatasetBundle``
 recipe          ``factory(config)``                                            ``Recipe``
 =============== ============================================================== ==============
+
+An adapter factory that accepts a ``tasks`` keyword receives the names of the spec's tasks (the
+keys of ``model.heads``, in order); multi-task adapters use it to create per-task branches.
 """
 
 from __future__ import annotations
@@ -48,6 +51,7 @@ __all__ = [
     "Policy",
     "Recipe",
     "Register",
+    "RegisterCommand",
     "RunContext",
     "TaskHead",
     "TaskInfo",
@@ -100,6 +104,27 @@ class Register(Protocol):
         *,
         config: type[BaseModel],
         factory: str | Callable[..., Any],
+        summary: str,
+    ) -> None: ...
+
+
+class RegisterCommand(Protocol):
+    """The callback of ``adaptlab_register_commands``: adds one ``adaptlab NAME`` subcommand.
+
+    ``arguments(parser)`` adds the command's options to its ``argparse`` parser; it runs on
+    every CLI start, so it must stay cheap (no torch). ``run`` is a callable, or a lazy
+    ``"package.module:attribute"`` path, that receives the parsed ``argparse.Namespace`` and
+    returns the exit status. It reports a user's mistake by raising an ``AdaptlabError``
+    subclass, which the CLI prints as one line. A name that a built-in command or another
+    plugin already uses is reported as a problem and not added.
+    """
+
+    def __call__(
+        self,
+        name: str,
+        *,
+        arguments: Callable[[Any], None],
+        run: str | Callable[[Any], int],
         summary: str,
     ) -> None: ...
 
@@ -218,12 +243,16 @@ class DatasetBundle:
     ``(inputs, targets)`` with ``targets`` a mapping from task name to target. ``collate_fn``
     replaces the default collation (graph datasets need one). The splits ``train`` and
     ``val`` are required; ``test`` is used by ``adaptlab evaluate`` when present.
+    ``derived_metrics``, when set, receives the flat metrics of an evaluation (``TASK/NAME``)
+    and returns metrics computed across tasks (for example ``delta_m`` against single-task
+    baselines), which are added to them under their own names.
     """
 
     splits: Mapping[str, Any]
     tasks: Mapping[str, TaskInfo]
     collate_fn: Callable[[list[Any]], Any] | None = None
     description: str = ""
+    derived_metrics: Callable[[Mapping[str, float]], Mapping[str, float]] | None = None
 
 
 @dataclass

@@ -7,19 +7,22 @@ What each kind's factory must return is written down in :mod:`adaptlab.core.cont
 
 The hook API is versioned by :data:`HOOK_API_VERSION` (``MAJOR.MINOR``). A plugin states the
 version it was written for in a module attribute ``ADAPTLAB_HOOK_API``; a plugin whose major
-version differs is not loaded and is reported instead. Minor versions only add hooks.
+version differs is not loaded and is reported instead. Minor versions only add hooks:
+
+- 1.0: the seven component hooks;
+- 1.1: :func:`adaptlab_register_commands`, for plugins that add ``adaptlab`` subcommands.
 """
 
 from __future__ import annotations
 
 import pluggy
 
-from adaptlab.core.contracts import Register
+from adaptlab.core.contracts import Register, RegisterCommand
 
 __all__ = ["HOOK_API_VERSION", "PROJECT_NAME", "hookimpl", "hookspec"]
 
 PROJECT_NAME = "adaptlab"
-HOOK_API_VERSION = "1.0"
+HOOK_API_VERSION = "1.1"
 
 hookspec = pluggy.HookspecMarker(PROJECT_NAME)
 hookimpl = pluggy.HookimplMarker(PROJECT_NAME)
@@ -58,3 +61,8 @@ def adaptlab_register_datasets(register: Register) -> None:
 @hookspec
 def adaptlab_register_recipes(register: Register) -> None:
     """Register training recipes: factories returning a ``Recipe``."""
+
+
+@hookspec
+def adaptlab_register_commands(register: RegisterCommand) -> None:
+    """Register ``adaptlab`` subcommands (hook API 1.1): see ``RegisterCommand``."""

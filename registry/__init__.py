@@ -5,6 +5,7 @@ from __future__ import annotations
 from adaptlab.registry._components import Component, ComponentRegistry, suggest
 from adaptlab.registry._plugins import (
     ENTRY_POINT_GROUP,
+    Command,
     PluginRecord,
     PluginSelection,
     Registry,
@@ -13,6 +14,7 @@ from adaptlab.registry._plugins import (
 
 __all__ = [
     "ENTRY_POINT_GROUP",
+    "Command",
     "Component",
     "ComponentRegistry",
     "PluginRecord",

@@ -31,7 +31,7 @@ from adaptlab.core.contracts import COMPONENT_KINDS, ComponentKind
 from adaptlab.core.errors import RegistryError
 from adaptlab.registry._components import Component, ComponentRegistry
 
-__all__ = ["PluginRecord", "PluginSelection", "Registry", "load_registry"]
+__all__ = ["Command", "PluginRecord", "PluginSelection", "Registry", "load_registry"]
 
 logger = logging.getLogger(__name__)
 
@@ -46,6 +46,45 @@ HOOK_FOR_KIND: dict[ComponentKind, str] = {
     "dataset": "adaptlab_register_datasets",
     "recipe": "adaptlab_register_recipes",
 }
+
+
+COMMAND_HOOK = "adaptlab_register_commands"
+
+# Subcommands of the core CLI, which no plugin may take.
+BUILTIN_COMMANDS = frozenset(
+    {"plugins", "components", "describe", "validate", "show", "schema", "train", "evaluate"}
+)
+
+
+@dataclass(frozen=True)
+class Command:
+    """An ``adaptlab`` subcommand registered by a plugin (hook API 1.1)."""
+
+    name: str
+    plugin: str
+    summary: str
+    arguments: Any = field(repr=False)
+    run: Any = field(repr=False)
+
+    def load_run(self) -> Any:
+        """Return the command's run callable, importing a ``"module:attribute"`` path."""
+        if callable(self.run):
+            return self.run
+        import importlib
+
+        from adaptlab.core.errors import PluginError
+
+        module_name, _, attribute = self.run.partition(":")
+        try:
+            target: Any = importlib.import_module(module_name)
+            for part in attribute.split("."):
+                target = getattr(target, part)
+        except Exception as error:  # noqa: BLE001 - any import failure belongs to the plugin
+            raise PluginError(
+                self.plugin,
+                f"cannot load command {self.name!r} ({self.run!r}): {type(error).__name__}: {error}",
+            ) from error
+        return target
 
 
 def _split_names(value: str | None) -> list[str]:
@@ -105,6 +144,7 @@ class Registry(ComponentRegistry):
     def __init__(self) -> None:
         super().__init__()
         self.plugins: dict[str, PluginRecord] = {}
+        self.commands: dict[str, Command] = {}
         self.problems: list[str] = []
         self._manager = pluggy.PluginManager(hookspecs.PROJECT_NAME)
         self._manager.add_hookspecs(hookspecs)
@@ -136,9 +176,11 @@ class Registry(ComponentRegistry):
             self._fail(record, f"invalid hook implementation: {error}")
             return record
         staged: list[Component] = []
+        commands: list[Command] = []
         try:
             for kind in COMPONENT_KINDS:
                 self._call_hook(name, version, kind, staged)
+            self._call_command_hook(name, commands)
         except Exception as error:  # noqa: BLE001 - a plugin's own bug must not stop the rest
             self._manager.unregister(name=name)
             self._fail(record, f"raised inside a hook: {type(error).__name__}: {error}")
@@ -154,7 +196,48 @@ class Registry(ComponentRegistry):
                         other.components.remove(component.qualified_name)
                 continue
             record.components.append(component.qualified_name)
+        for command in commands:
+            self._add_command(record, command)
         return record
+
+    def _call_command_hook(self, plugin: str, staged: list[Command]) -> None:
+        hook = getattr(self._manager.hook, COMMAND_HOOK)
+        for implementation in hook.get_hookimpls():
+            if implementation.plugin_name != plugin:
+                continue
+
+            def register(name: str, *, arguments: Any, run: Any, summary: str) -> None:
+                if not isinstance(name, str) or not name.replace("-", "").isalnum():
+                    raise ValueError(f"command name {name!r} must be a word (letters, digits, -)")
+                if not callable(arguments):
+                    raise TypeError(f"command {name!r}: arguments must be callable")
+                if not (callable(run) or (isinstance(run, str) and ":" in run)):
+                    raise TypeError(
+                        f"command {name!r}: run must be a callable or 'module:attribute'"
+                    )
+                line = (summary or "").strip().splitlines()[0] if summary else ""
+                staged.append(Command(name, plugin, line, arguments, run))
+
+            implementation.function(register=register)
+
+    def _add_command(self, record: PluginRecord, command: Command) -> None:
+        if command.name in BUILTIN_COMMANDS:
+            problem = (
+                f"plugin {record.name!r} registers command {command.name!r}, which is a built-in "
+                "command; the plugin must choose another name"
+            )
+        elif command.name in self.commands:
+            other = self.commands[command.name].plugin
+            problem = (
+                f"command {command.name!r} is registered by both {other!r} and {record.name!r}; "
+                f"disable one of them (ADAPTLAB_DISABLE_PLUGINS={record.name})"
+            )
+        else:
+            self.commands[command.name] = command
+            record.components.append(f"command:{command.name}")
+            return
+        self.problems.append(problem)
+        logger.warning("%s", problem)
 
     def _call_hook(
         self, plugin: str, version: str, kind: ComponentKind, staged: list[Component]
@@ -207,7 +290,7 @@ def _unknown_hooks(module: Any) -> str | None:
     """Name hook implementations whose name no hook specification has (a misspelt hook)."""
     from adaptlab.registry._components import suggest
 
-    known = sorted(HOOK_FOR_KIND.values())
+    known = sorted([*HOOK_FOR_KIND.values(), COMMAND_HOOK])
     unknown = [
         attribute
         for attribute in dir(module)

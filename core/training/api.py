@@ -234,7 +234,9 @@ def evaluate(
             pin_memory=device.type == "cuda",
         )
         metrics = evaluate_model(
-            model, loader, device, precision, artifacts=(run_dir, f"eval-{used_split}"), timed=True
+            model, loader, device, precision, artifacts=(run_dir, f"eval-{used_split}"),
+            timed=True,
+            derived=bundle.derived_metrics,
         )
 
     record = {

@@ -12,7 +12,7 @@ import logging
 import math
 import re
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -137,6 +137,7 @@ def evaluate_model(
     precision: Precision,
     artifacts: tuple[Path, str] | None = None,
     timed: bool = False,
+    derived: Callable[[Mapping[str, float]], Mapping[str, float]] | None = None,
 ) -> dict[str, float]:
     """Evaluate ``model`` over every batch of ``loader``; return the metrics by name.
 
@@ -145,7 +146,8 @@ def evaluate_model(
     wall time of the forward passes divided by the number of samples (left out otherwise, so
     that training logs stay reproducible). With ``artifacts=(folder, stem)``, every task metric
     that has ``write_artifacts(folder, stem)`` writes its files (plots, prediction tables)
-    there, with ``stem`` naming the split.
+    there, with ``stem`` naming the split. ``derived`` (a dataset's ``derived_metrics``) adds
+    metrics computed across tasks from the others.
     """
     was_training = model.training
     model.eval()
@@ -191,6 +193,9 @@ def evaluate_model(
             metrics[f"{task}/{name}"] = float(value)
     for key, value in policy_sums.items():
         metrics[f"policy/{key}"] = value / batches
+    if derived is not None:
+        for name, value in derived(dict(metrics)).items():
+            metrics[name] = float(value)
     if timed:
         metrics["time/forward_ms_per_sample"] = 1000.0 * forward_seconds / samples
     if artifacts is not None:

@@ -290,7 +290,13 @@ class Trainer:
         stop = False
         monitor_missing = False
         if epoch % config.eval_every == 0 or epoch == config.epochs:
-            metrics = evaluate_model(self.model, self.val_loader, self.device, self.precision)
+            metrics = evaluate_model(
+                self.model,
+                self.val_loader,
+                self.device,
+                self.precision,
+                derived=self.bundle.derived_metrics,
+            )
             progress.last_metrics, progress.last_eval_epoch = metrics, epoch
             # A misspelt monitor shows only now. The epoch is still recorded and checkpointed
             # below before the run fails, so that its training is not lost.
