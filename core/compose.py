@@ -139,10 +139,15 @@ def build_model(
         adapter = _build(registry, model_spec.adapter, **inputs)
         backbone = adapter.apply(backbone)
 
-    heads = {
-        task: _build(registry, ref, task=tasks[task], in_features=out_features)
-        for task, ref in model_spec.heads.items()
-    }
+    heads = {}
+    channels = getattr(backbone, "feature_channels", None)
+    for task, ref in model_spec.heads.items():
+        inputs = {}
+        if channels is not None and _accepts_keyword(
+            registry.get("head", ref.name).load_factory(), "feature_channels"
+        ):
+            inputs["feature_channels"] = tuple(channels)
+        heads[task] = _build(registry, ref, task=tasks[task], in_features=out_features, **inputs)
     weights = {task: float(ref.config.loss_weight) for task, ref in model_spec.heads.items()}
     model = ComposedModel(backbone, heads, weights, adapter=adapter)
 

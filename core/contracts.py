@@ -23,6 +23,9 @@ recipe          ``factory(config)``                                            `
 
 An adapter factory that accepts a ``tasks`` keyword receives the names of the spec's tasks (the
 keys of ``model.heads``, in order); multi-task adapters use it to create per-task branches.
+A head factory that accepts a ``feature_channels`` keyword receives the backbone's
+``feature_channels`` (the channel count of each feature map of a dense backbone, in order) when
+the backbone declares that attribute.
 """
 
 from __future__ import annotations

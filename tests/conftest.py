@@ -6,7 +6,7 @@ import os
 
 import pytest
 
-BUILTIN_PLUGINS = "timm,peft,vision,supervised,graphsym"
+BUILTIN_PLUGINS = "timm,peft,vision,supervised,graphsym,mtlora,tuning"
 
 # Set before any adaptlab import so that the process-wide registry reads them.
 os.environ["ADAPTLAB_PLUGINS"] = BUILTIN_PLUGINS
