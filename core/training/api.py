@@ -35,7 +35,7 @@ from adaptlab.registry import Registry, get_registry
 if TYPE_CHECKING:
     from adaptlab.core.training.recipe import EpochCallback
 
-__all__ = ["evaluate", "load_run_spec", "train"]
+__all__ = ["evaluate", "load_run_spec", "select_checkpoint", "train"]
 
 logger = logging.getLogger(__name__)
 
@@ -136,7 +136,7 @@ def _check_same_spec(run_dir: Path, stored: Spec, requested: Spec) -> None:
 # --- evaluation --------------------------------------------------------------------------
 
 
-def _select_checkpoint(run_dir: Path, choice: str) -> Path:
+def select_checkpoint(run_dir: Path, choice: str) -> Path:
     """Return the JSON path of the checkpoint ``best``, ``last``, ``N`` or ``epoch-NNNN``."""
     from adaptlab.core.checkpoint import find_latest_checkpoint, list_checkpoints, read_best
 
@@ -200,7 +200,7 @@ def evaluate(
     run_dir = Path(run_dir)
     spec = load_run_spec(run_dir, registry)
     config = spec.train.config
-    state_path = _select_checkpoint(run_dir, checkpoint)
+    state_path = select_checkpoint(run_dir, checkpoint)
 
     with deterministic_algorithms(bool(getattr(config, "deterministic", True))):
         seed_everything(spec.seed)

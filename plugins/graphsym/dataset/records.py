@@ -20,13 +20,23 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ..designs import Design, build_prefix_graph, design_key, prefix_adder, random_prefix_graph
+from ..designs import (
+    Design,
+    array_multiplier,
+    build_prefix_graph,
+    design_key,
+    prefix_adder,
+    prefix_comparator,
+    random_prefix_graph,
+)
+from ..designs.other import MULTIPLIER_WIDTHS
 from ..designs.prefix import TOPOLOGIES
 from ..netlist.model import Netlist
 from ..timing import TimingOptions
 from .netlist_json import netlist_from_json, netlist_to_json
 
 __all__ = [
+    "CIRCUITS",
     "FLOW_VERSION",
     "DatasetError",
     "DelayTarget",
@@ -42,6 +52,10 @@ __all__ = [
 # cached records made by the old flow get new keys and are rebuilt.
 FLOW_VERSION = "1"
 RANDOM_TOPOLOGY = "random"
+ARRAY_TOPOLOGY = "array"
+# Generated circuit kinds: prefix adders (the training data), and comparators and array
+# multipliers for testing on circuits the model has not seen.
+CIRCUITS = ("adder", "comparator", "multiplier")
 _SYNTHETIC_HEADER = re.compile(r"^\s*\*\s*(\S+), version (\S+):", re.MULTILINE)
 
 
@@ -56,46 +70,64 @@ def canonical_json(value: Any) -> bytes:
 
 @dataclass(frozen=True)
 class DesignSpec:
-    """Settings of one prefix adder: a classic topology, or a random legal prefix graph.
+    """Settings of one generated design: an adder, a comparator or a multiplier.
 
-    ``topology`` is a key of :data:`~adaptlab.plugins.graphsym.designs.prefix.TOPOLOGIES` or
-    ``"random"``. ``seed`` and ``density`` are required for ``"random"`` and must be None
-    otherwise.
+    ``circuit`` is a key of :data:`CIRCUITS`. Adders and comparators are built over a prefix
+    graph: ``topology`` is a key of :data:`~adaptlab.plugins.graphsym.designs.prefix.TOPOLOGIES`
+    or ``"random"``, and ``seed`` and ``density`` are required for ``"random"`` and must be None
+    otherwise. Multipliers are array multipliers: ``topology`` is ``"array"``, ``width`` is
+    2 to 16 bits, and ``seed`` and ``density`` must be None.
     """
 
     topology: str
     width: int
     seed: int | None = None
     density: float | None = None
+    circuit: str = "adder"
 
     def __post_init__(self) -> None:
-        if self.topology == RANDOM_TOPOLOGY:
+        if self.circuit not in CIRCUITS:
+            raise DatasetError(f"unknown circuit {self.circuit!r}; expected one of: {', '.join(CIRCUITS)}")
+        if self.circuit == "multiplier":
+            if self.topology != ARRAY_TOPOLOGY or self.seed is not None or self.density is not None:
+                raise DatasetError(
+                    f"multiplier spec {self}: use topology {ARRAY_TOPOLOGY!r} without seed and density"
+                )
+            if self.width not in MULTIPLIER_WIDTHS:
+                raise DatasetError(
+                    f"multiplier spec {self}: width must be {MULTIPLIER_WIDTHS.start} to "
+                    f"{MULTIPLIER_WIDTHS.stop - 1} bits"
+                )
+        elif self.topology == RANDOM_TOPOLOGY:
             if self.seed is None or self.density is None:
-                raise DatasetError(f"random adder spec {self}: set both seed and density")
+                raise DatasetError(f"random {self.circuit} spec {self}: set both seed and density")
         elif self.topology in TOPOLOGIES:
             if self.seed is not None or self.density is not None:
-                raise DatasetError(f"adder spec {self}: seed and density apply only to topology 'random'")
+                raise DatasetError(f"{self.circuit} spec {self}: seed and density apply only to topology 'random'")
         else:
             known = ", ".join([*sorted(TOPOLOGIES), RANDOM_TOPOLOGY])
-            raise DatasetError(f"unknown adder topology {self.topology!r}; expected one of: {known}")
+            raise DatasetError(f"unknown {self.circuit} topology {self.topology!r}; expected one of: {known}")
 
     def as_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
 
     def build(self) -> Design:
-        """Generate and simulate the adder (memoized per spec, so repeated calls are cheap)."""
+        """Generate and simulate the design (memoized per spec, so repeated calls are cheap)."""
         return _build_design(self)
 
 
 @functools.lru_cache(maxsize=4096)
 def _build_design(spec: DesignSpec) -> Design:
+    if spec.circuit == "multiplier":
+        return array_multiplier(spec.width)
+    generator = prefix_adder if spec.circuit == "adder" else prefix_comparator
     if spec.topology != RANDOM_TOPOLOGY:
-        return prefix_adder(build_prefix_graph(spec.topology, spec.width))
+        return generator(build_prefix_graph(spec.topology, spec.width))
     graph = random_prefix_graph(spec.width, random.Random(spec.seed), spec.density)
     # The name comes from the node set, not the seed, so two seeds that draw the same graph give
     # the same Verilog and the same design_key.
     nodes = canonical_json(sorted([i, j] for i, j in graph.nodes if i != j))
-    return prefix_adder(graph, name=f"adder_random_{spec.width}_{hashlib.sha256(nodes).hexdigest()[:12]}")
+    return generator(graph, name=f"{spec.circuit}_random_{spec.width}_{hashlib.sha256(nodes).hexdigest()[:12]}")
 
 
 @dataclass(frozen=True)
@@ -167,10 +199,13 @@ def record_key(
     backend_version: str,
     target: DelayTarget,
     timing_options: TimingOptions,
+    max_fanout: int | None = None,
 ) -> str:
     """Return the cache key: sha256 over design, library bytes, back end, delay target, timer options and FLOW_VERSION.
 
     ``backend_version`` is the back end's ``version()`` string, which starts with its name.
+    ``max_fanout`` (ABC ``buffer -N``) enters the key only when set, so records sized with ABC's
+    default keep the keys they had before the option existed.
     """
     material = {
         "design_key": design_digest,
@@ -180,6 +215,8 @@ def record_key(
         "timing_options": dataclasses.asdict(timing_options),
         "flow_version": FLOW_VERSION,
     }
+    if max_fanout is not None:
+        material["max_fanout"] = max_fanout
     return hashlib.sha256(canonical_json(material)).hexdigest()
 
 

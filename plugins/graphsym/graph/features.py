@@ -3,8 +3,8 @@
 Nodes are, in this order, the primary inputs (port order), the cell instances (netlist order)
 and the primary outputs (port order). Every driver-to-sink connection of a net gives one
 forward edge and one reverse edge, so messages pass both ways. A net driven by a constant has no
-driver node and contributes no edges. Every numeric feature comes from one run of
-:func:`~adaptlab.plugins.graphsym.timing.analyze_timing`.
+driver node and contributes no edges. Every numeric feature comes from one run of the static
+timer (:func:`~adaptlab.plugins.graphsym.timing.levelized_timing`).
 
 Node features (:data:`FEATURE_NAMES`, in column order):
 
@@ -33,13 +33,14 @@ import math
 import re
 from dataclasses import asdict, dataclass
 
+import numpy as np
 import torch
 from torch_geometric.data import Data
 
 from ..liberty.function import FunctionSyntaxError, compile_function
-from ..liberty.model import Cell, Library
-from ..netlist.model import Netlist
-from ..timing import TimingOptions, TimingReport, analyze_timing, build_timing_graph
+from ..liberty.model import Cell, Library, drive_strength
+from ..netlist.model import CONSTANT_NETS, Netlist
+from ..timing import TimingOptions, build_timing_graph, levelized_timing
 
 __all__ = [
     "CELL_FAMILIES",
@@ -214,11 +215,17 @@ def cell_family(cell: Cell) -> str:
     return _family_from_name(cell.name)
 
 
-def _ratio(value: float, delay_target: float, infinite: float) -> float:
-    """Divide a time by the delay target; infinite values (no path) become ``infinite``."""
-    if math.isinf(value):
-        return infinite
-    return value / delay_target
+def _cell_columns(library: Library) -> np.ndarray:
+    """Return one row per cell, in ``library.cells`` order: family column, drive strength (1
+    without a suffix) and area."""
+    rows = [(_FAMILY_COLUMN[cell_family(cell)], drive_strength(cell.name) or 1.0, cell.area)
+            for cell in library.cells.values()]
+    return np.array(rows, dtype=np.float64).reshape(-1, 3)
+
+
+def _time_ratio(values: np.ndarray, delay_target: float) -> np.ndarray:
+    """Divide times by the delay target; infinite values (no path) become 1.0."""
+    return np.where(np.isinf(values), 1.0, values / delay_target)
 
 
 def netlist_to_graph(
@@ -240,117 +247,126 @@ def netlist_to_graph(
     The delay target D is ``options.delay_target``, or the critical delay when that is
     ``None``. Raises :class:`~adaptlab.plugins.graphsym.netlist.model.NetlistError` for a
     netlist the timer rejects, and ``ValueError`` when D is not positive.
+
+    The timing comes from :func:`~adaptlab.plugins.graphsym.timing.levelized_timing`, which
+    equals :func:`~adaptlab.plugins.graphsym.timing.analyze_timing` bit for bit. Every feature
+    is computed from it in float64 and rounded to float32 once.
     """
     options = options or TimingOptions()
     scales = scales or FeatureScales()
-    timing_graph = build_timing_graph(netlist, library)
-    report = analyze_timing(netlist, library, options, graph=timing_graph)
-    delay_target = report.delay_target
+    graph = build_timing_graph(netlist, library)
+    timing = levelized_timing(graph, options)
+    delay_target = timing.delay_target
     if not delay_target > 0:
         raise ValueError(
             f"netlist {netlist.name!r}: delay target is {delay_target} ns, but arrival and "
             "slack features are divided by it; pass a positive TimingOptions.delay_target"
         )
-    if len(report.instances) != len(netlist.instances):
+    instance_names = {instance.name for instance in netlist.instances}
+    if len(instance_names) != len(netlist.instances):
         raise ValueError(
             f"netlist {netlist.name!r} repeats instance names ({len(netlist.instances)} "
-            f"instances, {len(report.instances)} names); give every instance a unique name"
+            f"instances, {len(instance_names)} names); give every instance a unique name"
         )
 
     input_count = len(netlist.inputs)
     cell_count = len(netlist.instances)
-    node_count = input_count + cell_count + len(netlist.outputs)
-    x = torch.zeros((node_count, len(FEATURE_NAMES)), dtype=torch.float32)
-    driver_node: dict[int, int] = {}
+    output_count = len(graph.output_nets)
+    node_count = input_count + cell_count + output_count
+    x = np.zeros((node_count, len(FEATURE_NAMES)))
+    net_arrival = timing.arrival.max(axis=1)
+    net_slack = timing.net_slack()
 
-    for node, net in enumerate(timing_graph.input_nets):
-        driver_node.setdefault(net, node)
-        _fill_port(x[node], "pi", report, timing_graph.net_names[net], delay_target, scales, 0.0)
+    # Cells: per-output values are combined over the instance's output pins, as the reference
+    # report does (sums for load and fanout, worst for level, arrival and slack).
+    cell_values = library.derive("graph_feature_columns", _cell_columns)[timing.instance_cell]
+    pin_instance = np.array(graph.pin_instance, dtype=np.int64)
+    pin_net = np.array(graph.pin_net, dtype=np.int64)
+    is_input = timing.pin_is_input
+    input_instance = pin_instance[is_input]
+    output_instance = pin_instance[~is_input]
+    output_net = pin_net[~is_input]
+    level = np.zeros(cell_count, dtype=np.int64)
+    arrival = np.zeros(cell_count)
+    slack = np.full(cell_count, math.inf)
+    np.maximum.at(level, output_instance, timing.net_level[output_net])
+    np.maximum.at(arrival, output_instance, net_arrival[output_net])
+    np.minimum.at(slack, output_instance, net_slack[output_net])
+    cells = x[input_count:input_count + cell_count]
+    cells[np.arange(cell_count), cell_values[:, 0].astype(np.int64)] = 1.0
+    cells[:, _COLUMN["kind_cell"]] = 1.0
+    cells[:, _COLUMN["drive_strength"]] = cell_values[:, 1] / scales.drive
+    cells[:, _COLUMN["area"]] = cell_values[:, 2] / scales.area
+    capacitance = np.bincount(input_instance, weights=timing.pin_capacitance[is_input], minlength=cell_count)
+    cells[:, _COLUMN["input_capacitance"]] = capacitance / scales.capacitance
+    fanout = np.bincount(output_instance, weights=timing.fanout[output_net], minlength=cell_count)
+    cells[:, _COLUMN["fanout"]] = fanout / scales.fanout
+    load = np.bincount(output_instance, weights=timing.load[output_net], minlength=cell_count)
+    cells[:, _COLUMN["load"]] = load / scales.capacitance
+    cells[:, _COLUMN["level"]] = level / scales.level
+    cells[:, _COLUMN["arrival"]] = arrival / delay_target
+    cells[:, _COLUMN["slack"]] = _time_ratio(slack, delay_target)
 
-    families: dict[str, str] = {}
-    for index, instance in enumerate(netlist.instances):
-        node = input_count + index
-        cell = timing_graph.cells[index]
-        if cell.name not in families:
-            families[cell.name] = cell_family(cell)
-        for _, net in timing_graph.instance_outputs[index]:
-            driver_node[net] = node
-        timing = report.instances[instance.name]
-        row = x[node]
-        row[_FAMILY_COLUMN[families[cell.name]]] = 1.0
-        row[_COLUMN["kind_cell"]] = 1.0
-        row[_COLUMN["drive_strength"]] = (timing.drive_strength or 1.0) / scales.drive
-        row[_COLUMN["area"]] = timing.area / scales.area
-        row[_COLUMN["input_capacitance"]] = timing.input_capacitance / scales.capacitance
-        row[_COLUMN["fanout"]] = timing.fanout / scales.fanout
-        row[_COLUMN["load"]] = timing.load / scales.capacitance
-        row[_COLUMN["level"]] = timing.level / scales.level
-        arrival = timing.arrival if math.isfinite(timing.arrival) else 0.0
-        row[_COLUMN["arrival"]] = arrival / delay_target
-        row[_COLUMN["slack"]] = _ratio(timing.slack, delay_target, 1.0)
+    # Ports. A constant net without sinks has no timing in the reference report (only possible
+    # through aliases), so such a port gets slack 1.0 and nothing else.
+    constant = np.zeros(len(graph.net_names), dtype=bool)
+    constant[[graph.net_ids[name] for name in CONSTANT_NETS]] = True
+    untimed = constant & (timing.fanout == 0)
+    port_arrival = np.where(np.isfinite(net_arrival), net_arrival, 0.0) / delay_target
+    port_slack = np.where(untimed, 1.0, _time_ratio(net_slack, delay_target))
+    input_nets = np.array(graph.input_nets, dtype=np.int64)
+    ports = x[:input_count]
+    ports[:, _COLUMN["kind_pi"]] = 1.0
+    timed = ~untimed[input_nets]
+    ports[:, _COLUMN["fanout"]] = np.where(timed, timing.fanout[input_nets] / scales.fanout, 0.0)
+    ports[:, _COLUMN["load"]] = np.where(timed, timing.load[input_nets] / scales.capacitance, 0.0)
+    ports[:, _COLUMN["arrival"]] = np.where(timed, port_arrival[input_nets], 0.0)
+    ports[:, _COLUMN["slack"]] = port_slack[input_nets]
+    output_nets = np.array(graph.output_nets, dtype=np.int64)
+    ports = x[input_count + cell_count:]
+    timed = ~untimed[output_nets]
+    ports[:, _COLUMN["kind_po"]] = 1.0
+    ports[:, _COLUMN["input_capacitance"]] = options.output_load / scales.capacitance
+    ports[:, _COLUMN["level"]] = np.where(timed, timing.net_level[output_nets] / scales.level, 0.0)
+    ports[:, _COLUMN["arrival"]] = np.where(timed, port_arrival[output_nets], 0.0)
+    ports[:, _COLUMN["slack"]] = port_slack[output_nets]
 
-    for position, net in enumerate(timing_graph.output_nets):
-        node = input_count + cell_count + position
-        _fill_port(x[node], "po", report, timing_graph.net_names[net], delay_target, scales,
-                   options.output_load)
-
-    sources: list[int] = []
-    targets: list[int] = []
-    capacitances: list[float] = []
-    for net, sinks in enumerate(timing_graph.sinks):
-        source = driver_node.get(net)
-        if source is None:
-            continue  # a constant net
-        for index, pin in sinks:
-            sources.append(source)
-            targets.append(input_count + index)
-            capacitances.append(timing_graph.cells[index].pins[pin].capacitance)
-    for position, net in enumerate(timing_graph.output_nets):
-        source = driver_node.get(net)
-        if source is not None:
-            sources.append(source)
-            targets.append(input_count + cell_count + position)
-            capacitances.append(options.output_load)
-
+    # Edges: net by net, driver to each sink pin in netlist order, then driver to output ports.
+    # Constant nets have no driver node and give no edges.
+    driver_node = np.full(len(graph.net_names), -1, dtype=np.int64)
+    driver_node[input_nets[::-1]] = np.arange(input_count)[::-1]  # the first port of a net wins
+    driver_node[output_net] = input_count + output_instance
+    sink_net = pin_net[is_input]
+    by_net = np.argsort(sink_net, kind="stable")
+    sink_source = driver_node[sink_net[by_net]]
+    driven = sink_source >= 0
+    output_source = driver_node[output_nets]
+    output_driven = output_source >= 0
+    sources = np.concatenate([sink_source[driven], output_source[output_driven]])
+    targets = np.concatenate([input_count + input_instance[by_net][driven],
+                              input_count + cell_count + np.flatnonzero(output_driven)])
     connections = len(sources)
-    edge_index = torch.tensor([sources + targets, targets + sources], dtype=torch.long)
-    edge_index = edge_index.reshape(2, 2 * connections)
-    edge_attr = torch.zeros((2 * connections, 3 if pin_capacitance else 2), dtype=torch.float32)
+    edge_index = torch.from_numpy(np.stack([np.concatenate([sources, targets]),
+                                            np.concatenate([targets, sources])]))
+    edge_attr = np.zeros((2 * connections, 3 if pin_capacitance else 2), dtype=np.float32)
     edge_attr[:connections, 0] = 1.0
     edge_attr[connections:, 1] = 1.0
     if pin_capacitance:
-        scaled = torch.tensor(capacitances, dtype=torch.float32) / scales.capacitance
+        sink_capacitance = timing.pin_capacitance[is_input][by_net][driven]
+        capacitances = np.concatenate([sink_capacitance, np.full(int(output_driven.sum()), options.output_load)])
+        # Rounded to float32 and divided in float32, so that cached graphs keep their values.
+        scaled = capacitances.astype(np.float32) / np.float32(scales.capacitance)
         edge_attr[:connections, 2] = scaled
         edge_attr[connections:, 2] = scaled
 
     logger.debug("graph of %s: %d nodes, %d edges, D %.4f ns", netlist.name, node_count,
                  2 * connections, delay_target)
     return Data(
-        x=x,
+        x=torch.from_numpy(x.astype(np.float32)),
         edge_index=edge_index,
-        edge_attr=edge_attr,
+        edge_attr=torch.from_numpy(edge_attr),
         num_nodes=node_count,
-        critical_delay=torch.tensor([report.critical_delay], dtype=torch.float32),
-        area=torch.tensor([report.area], dtype=torch.float32),
+        critical_delay=torch.tensor([timing.critical_delay], dtype=torch.float32),
+        area=torch.tensor([timing.area], dtype=torch.float32),
         delay_target=torch.tensor([delay_target], dtype=torch.float32),
     )
-
-
-def _fill_port(row: torch.Tensor, kind: str, report: TimingReport, net_name: str,
-               delay_target: float, scales: FeatureScales, port_load: float) -> None:
-    """Write the features of a primary input or output node on net ``net_name``."""
-    row[_COLUMN[f"kind_{kind}"]] = 1.0
-    row[_COLUMN["input_capacitance"]] = port_load / scales.capacitance
-    timing = report.nets.get(net_name)
-    if timing is None:
-        # The timer reports no constant net without sinks; such a port has no timing.
-        row[_COLUMN["slack"]] = 1.0
-        return
-    if kind == "pi":
-        row[_COLUMN["fanout"]] = timing.fanout / scales.fanout
-        row[_COLUMN["load"]] = timing.load / scales.capacitance
-    else:
-        row[_COLUMN["level"]] = timing.level / scales.level
-    arrival = timing.arrival if math.isfinite(timing.arrival) else 0.0
-    row[_COLUMN["arrival"]] = arrival / delay_target
-    row[_COLUMN["slack"]] = _ratio(timing.slack, delay_target, 1.0)

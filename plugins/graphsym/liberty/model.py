@@ -14,7 +14,9 @@ from __future__ import annotations
 import logging
 import re
 from bisect import bisect_right
+from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import TypeVar
 
 __all__ = [
     "Cell",
@@ -28,6 +30,8 @@ __all__ = [
 ]
 
 logger = logging.getLogger(__name__)
+
+T = TypeVar("T")
 
 # Timing types whose arcs propagate a signal through combinational logic. Edge-triggered,
 # constraint (setup, hold) and three-state arcs are kept in the model but the timer skips them.
@@ -202,6 +206,19 @@ class Library:
     defaults: dict[str, float] = field(default_factory=dict)
     attributes: dict[str, str] = field(default_factory=dict)
     source: str = "<string>"
+    derived: dict[str, object] = field(default_factory=dict, init=False, repr=False, compare=False)
+    """Arrays that the timer and the graph features derive from the cells on first use, by name
+    (see :meth:`derive`). They are not part of the Liberty file."""
+
+    def derive(self, name: str, build: Callable[[Library], T]) -> T:
+        """Return ``build(self)``, computed on the first call for ``name`` and kept afterwards.
+
+        NOTE: nothing tracks edits, so a library changed after a first call keeps the old
+        value. Build a new Library instead of editing one in place.
+        """
+        if name not in self.derived:
+            self.derived[name] = build(self)
+        return self.derived[name]  # type: ignore[return-value]
 
     @property
     def default_max_transition(self) -> float | None:

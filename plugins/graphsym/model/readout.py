@@ -56,6 +56,8 @@ class Readout(nn.Module):
 
     def forward(self, embeddings: NodeEmbeddings) -> torch.Tensor:
         x, batch, size = embeddings.x, embeddings.batch, embeddings.num_graphs
+        if size == 1 and self.kind != "attention" and x.shape[0] > 0:
+            return self._pool_one_graph(x)
         if self.kind == "mean":
             return global_mean_pool(x, batch, size)
         if self.kind == "sum":
@@ -65,6 +67,17 @@ class Readout(nn.Module):
         if self.kind == "attention":
             return self.attention(x, batch, dim_size=size)
         return torch.cat([global_mean_pool(x, batch, size), global_max_pool(x, batch, size)], dim=-1)
+
+    def _pool_one_graph(self, x: torch.Tensor) -> torch.Tensor:
+        """Pool a batch of one non-empty graph with plain reductions, which skips the scatter
+        of the batched path (the result is the same up to float rounding)."""
+        if self.kind == "mean":
+            return x.mean(dim=0, keepdim=True)
+        if self.kind == "sum":
+            return x.sum(dim=0, keepdim=True)
+        if self.kind == "max":
+            return x.amax(dim=0, keepdim=True)
+        return torch.cat([x.mean(dim=0, keepdim=True), x.amax(dim=0, keepdim=True)], dim=-1)
 
 
 def as_node_embeddings(features: NodeEmbeddings | torch.Tensor) -> NodeEmbeddings:

@@ -7,10 +7,12 @@ first run on a machine compiles the WebAssembly into ``~/.cache/YoWASP``: about 
 """
 
 from .backend import Backend, NativeBackend, SynthesisError, YowaspBackend, get_backend
+from .equivalence import EquivalenceResult, prove_equivalent, structurally_equivalent
 from .flow import NotEquivalentError, SynthesisInfo, check_equivalence, synthesize
 
 __all__ = [
     "Backend",
+    "EquivalenceResult",
     "NativeBackend",
     "NotEquivalentError",
     "SynthesisError",
@@ -18,5 +20,7 @@ __all__ = [
     "YowaspBackend",
     "check_equivalence",
     "get_backend",
+    "prove_equivalent",
+    "structurally_equivalent",
     "synthesize",
 ]

@@ -31,10 +31,11 @@ from ..netlist.yosys_json import read_yosys_json
 from .backend import Backend, SynthesisError, get_backend, log_tail
 from .cells import LibraryCell, cell_area, gate_techmap, match_cell, read_library_cells
 
-__all__ = ["NotEquivalentError", "SynthesisInfo", "check_equivalence", "synthesize"]
+__all__ = ["LIBERTY_NAME", "NotEquivalentError", "SynthesisInfo", "abc_input", "check_equivalence", "synthesize"]
 
 logger = logging.getLogger(__name__)
 
+# File name of the Liberty copy in every work folder: scripts refer to it by this relative name.
 LIBERTY_NAME = "library.lib"
 _PLACEHOLDER = "module graphsym_placeholder (input a, input b, output y);\n  assign y = a & b;\nendmodule\n"
 
@@ -73,7 +74,7 @@ def _delay_target_ps(delay_target: float) -> int:
     return rounded
 
 
-def _abc_input(pre: Netlist, cells: dict[str, LibraryCell]) -> Netlist:
+def abc_input(pre: Netlist, cells: dict[str, LibraryCell]) -> Netlist:
     """Return a copy of ``pre`` that ABC can read: no aliases and no constant nets.
 
     An output port driven by a cell output takes that net's name. An output port driven by an
@@ -192,7 +193,7 @@ def _map_pre(verilog_text: str, top: str, workdir: Path, backend: Backend, techm
 
 def _size_post(pre: Netlist, cells: dict[str, LibraryCell], delay_ps: int, max_fanout: int | None,
                workdir: Path, backend: Backend) -> Netlist:
-    (workdir / "pre_abc.blif").write_text(write_blif(_abc_input(pre, cells)))
+    (workdir / "pre_abc.blif").write_text(write_blif(abc_input(pre, cells)))
     (workdir / "placeholder.v").write_text(_PLACEHOLDER)
     buffer_options = "-p" + (f" -N {max_fanout}" if max_fanout is not None else "")
     for stale in ("post.blif", "post.v"):

@@ -49,6 +49,10 @@ class TimingGraph:
     input_nets: list[int] = field(default_factory=list)
     output_nets: list[int] = field(default_factory=list)
     order: list[int] = field(default_factory=list)
+    levels: list[int] = field(default_factory=list)
+    pin_instance: list[int] = field(default_factory=list)
+    pin_position: list[int] = field(default_factory=list)
+    pin_net: list[int] = field(default_factory=list)
 
     def net_id(self, name: str) -> int:
         """Return the number of a net, creating it on first use (names are resolved aliases)."""
@@ -74,7 +78,8 @@ def _short_list(names: list[str]) -> str:
 
 
 def _set_driver(graph: TimingGraph, net: int, driver: int, description: str) -> None:
-    if graph.driver[net] != _UNDRIVEN and graph.driver[net] != driver:
+    # Two output pins of one instance on the same net count as two drivers too.
+    if graph.driver[net] != _UNDRIVEN:
         previous = graph.driver[net]
         if previous == PRIMARY_INPUT_DRIVER:
             first = "a primary input"
@@ -100,6 +105,15 @@ def build_timing_graph(netlist: Netlist, library: Library) -> TimingGraph:
             _set_driver(graph, net, PRIMARY_INPUT_DRIVER, f"primary input {port!r}")
         graph.input_nets.append(net)
 
+    aliases = netlist.aliases
+    net_ids = graph.net_ids
+    driver = graph.driver
+    sinks = graph.sinks
+    add_pin_instance = graph.pin_instance.append
+    add_pin_position = graph.pin_position.append
+    add_pin_net = graph.pin_net.append
+    # Per cell: pin positions in Cell.pins order and the number of input pins.
+    cell_pins: dict[str, tuple[dict[str, int], int]] = {}
     for index, instance in enumerate(netlist.instances):
         cell = library.cells.get(instance.cell)
         if cell is None:
@@ -114,6 +128,11 @@ def build_timing_graph(netlist: Netlist, library: Library) -> TimingGraph:
                 f"instance {instance.name!r} uses sequential cell {cell.name!r}; the timer handles "
                 "combinational netlists only",
             )
+        known = cell_pins.get(cell.name)
+        if known is None:
+            known = cell_pins[cell.name] = (
+                {name: position for position, name in enumerate(cell.pins)}, len(cell.input_pins))
+        positions, input_count = known
         inputs: list[tuple[str, int]] = []
         outputs: list[tuple[str, int]] = []
         for pin_name, net_name in instance.pins.items():
@@ -124,21 +143,31 @@ def build_timing_graph(netlist: Netlist, library: Library) -> TimingGraph:
                     f"instance {instance.name!r} connects pin {pin_name!r}, which cell {cell.name!r} "
                     f"does not have (pins: {', '.join(cell.pins)})",
                 )
-            net = graph.net_id(netlist.resolve(net_name))
+            if net_name in aliases:
+                net_name = netlist.resolve(net_name)
+            net = net_ids.get(net_name)
+            if net is None:
+                net = graph.net_id(net_name)
             if pin.direction == "input":
                 inputs.append((pin_name, net))
-                graph.sinks[net].append((index, pin_name))
+                sinks[net].append((index, pin_name))
             elif pin.direction == "output":
                 outputs.append((pin_name, net))
-                _set_driver(graph, net, index, f"instance {instance.name} pin {pin_name}")
+                if driver[net] == _UNDRIVEN:
+                    driver[net] = index
+                else:
+                    _set_driver(graph, net, index, f"instance {instance.name} pin {pin_name}")
             else:
                 raise _fail(
                     netlist,
                     f"instance {instance.name!r} connects {pin.direction} pin {pin_name!r} of "
                     f"{cell.name!r}; only input and output pins are supported",
                 )
-        missing = [pin.name for pin in cell.input_pins if pin.name not in instance.pins]
-        if missing:
+            add_pin_instance(index)
+            add_pin_position(positions[pin_name])
+            add_pin_net(net)
+        if len(inputs) != input_count:
+            missing = [pin.name for pin in cell.input_pins if pin.name not in instance.pins]
             raise _fail(
                 netlist,
                 f"instance {instance.name!r} ({cell.name}) leaves input pins {', '.join(missing)} "
@@ -162,14 +191,18 @@ def build_timing_graph(netlist: Netlist, library: Library) -> TimingGraph:
             readers.append(f"{name} (read by {reader})")
         raise _fail(netlist, f"{len(undriven)} nets have no driver: {_short_list(readers)}")
 
-    graph.order = _topological_order(graph)
+    graph.order, graph.levels = _topological_order(graph)
     logger.debug("netlist %s: %d instances, %d nets", netlist.name, len(graph.cells), len(graph.net_names))
     return graph
 
 
-def _topological_order(graph: TimingGraph) -> list[int]:
-    """Kahn's algorithm over instances; raises NetlistError naming nets on a loop."""
+def _topological_order(graph: TimingGraph) -> tuple[list[int], list[int]]:
+    """Sort instances with Kahn's algorithm and level them; raises NetlistError naming nets on a loop.
+
+    Returns the order and each instance's logic level.
+    """
     count = len(graph.cells)
+    levels = [1] * count
     pending = [0] * count
     for index in range(count):
         pending[index] = sum(1 for _, net in graph.instance_inputs[index] if graph.driver[net] >= 0)
@@ -178,14 +211,17 @@ def _topological_order(graph: TimingGraph) -> list[int]:
     while ready:
         index = ready.pop()
         order.append(index)
+        sink_level = levels[index] + 1
         for _, net in graph.instance_outputs[index]:
             for sink, _ in graph.sinks[net]:
+                if levels[sink] < sink_level:
+                    levels[sink] = sink_level
                 pending[sink] -= 1
                 if pending[sink] == 0:
                     ready.append(sink)
     if len(order) < count:
         raise _fail(graph.netlist, f"combinational loop through nets {_short_list(_find_cycle(graph, pending))}")
-    return order
+    return order, levels
 
 
 def _find_cycle(graph: TimingGraph, pending: list[int]) -> list[str]:
