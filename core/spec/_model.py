@@ -19,6 +19,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from adaptlab.core.errors import RegistryError, SpecError
 from adaptlab.core.spec._files import apply_overrides, load_spec_data
+from adaptlab.core.spec._search import SearchSpec, search_path_problems, validate_search
 from adaptlab.registry import Registry, get_registry, suggest
 
 __all__ = ["ComponentRef", "ModelSpec", "Spec", "load_spec", "validate_spec"]
@@ -63,16 +64,20 @@ class Spec(BaseModel):
     data: ComponentRef
     model: ModelSpec
     train: ComponentRef
+    search: SearchSpec | None = None
     source: str | None = None
 
     def to_data(self) -> dict[str, Any]:
-        """Return the resolved spec as plain data, defaults included, ready for YAML."""
+        """Return the resolved spec as plain data, defaults included, ready for YAML.
+
+        The ``search:`` section, read only by ``adaptlab tune``, is included when present.
+        """
         model: dict[str, Any] = {}
         for section in ("backbone", "adapter", "policy", "graph_encoder"):
             ref = getattr(self.model, section)
             model[section] = ref.to_data() if ref is not None else None
         model["heads"] = {task: ref.to_data() for task, ref in self.model.heads.items()}
-        return {
+        data = {
             "seed": self.seed,
             "name": self.name,
             "output_dir": self.output_dir,
@@ -80,6 +85,9 @@ class Spec(BaseModel):
             "model": model,
             "train": self.train.to_data(),
         }
+        if self.search is not None:
+            data["search"] = self.search.model_dump(mode="json", exclude_none=True)
+        return data
 
 
 _RUN_NAME = r"^[A-Za-z0-9][A-Za-z0-9._-]*$"
@@ -109,6 +117,7 @@ class _Layout(BaseModel):
     data: dict[str, Any]
     model: _Model
     train: dict[str, Any]
+    search: Any = None  # validated by validate_search
 
 
 _SECTIONS: tuple[tuple[str, str, str], ...] = (
@@ -180,10 +189,13 @@ def validate_spec(
         problems += _check_tasks(dataset, heads)
     if refs.get("train") is not None and heads:
         problems += _check_monitor(refs["train"], heads, origins)
+    if dataset is not None and refs.get("train") is not None:
+        problems += _check_dataset_monitor(dataset, refs["train"], origins)
+    search = validate_search(data.get("search"), problems)
 
     if problems or layout is None:
         raise SpecError(problems, source=source)
-    return Spec(
+    spec = Spec(
         seed=layout.seed,
         name=layout.name,
         output_dir=layout.output_dir,
@@ -196,8 +208,14 @@ def validate_spec(
             graph_encoder=refs["model.graph_encoder"],
         ),
         train=refs["train"],
+        search=search,
         source=source,
     )
+    if search is not None:
+        problems = search_path_problems(search, spec.to_data())
+        if problems:
+            raise SpecError(problems, source=source)
+    return spec
 
 
 def _validate_component(
@@ -279,6 +297,28 @@ def _check_monitor(
         + f" (its metrics: {', '.join(names)})"
         + origin
     ]
+
+
+def _check_dataset_monitor(
+    dataset: ComponentRef, recipe: ComponentRef, origins: Mapping[str, str]
+) -> list[str]:
+    """Let the dataset judge a ``train.monitor`` without ``/``, such as a derived ``delta_m``.
+
+    A dataset configuration may define ``check_monitor(name) -> str | None``, returning why
+    the dataset cannot report ``name`` (for example missing single-task baselines) or None.
+    """
+    monitor = getattr(recipe.config, "monitor", None)
+    if not isinstance(monitor, str) or "/" in monitor or monitor == "loss":
+        return []
+    check = getattr(dataset.config, "check_monitor", None)
+    if callable(check):
+        problem = check(monitor)
+    else:
+        problem = (
+            f"dataset {dataset.name!r} derives no metric {monitor!r}; monitor 'loss' or "
+            "'TASK/METRIC'"
+        )
+    return [f"train.monitor: {problem}" + _origin("train.monitor", origins)] if problem else []
 
 
 def _lookup(data: Mapping[str, Any], path: str) -> Any:

@@ -10,6 +10,7 @@ from pydantic_core import PydanticUndefined
 
 from adaptlab.registry import Component, Registry, get_registry
 from adaptlab.core.spec._model import _SECTIONS, _Layout, _type_name
+from adaptlab.core.spec._search import SearchSpec
 
 __all__ = ["describe_fields", "spec_json_schema"]
 
@@ -66,6 +67,7 @@ def spec_json_schema(registry: Registry | None = None) -> dict[str, Any]:
         data=(section("data") | None, None),
         model=(model_section | None, None),
         train=(section("train") | None, None),
+        search=(SearchSpec | None, Field(None, description="Search space for `adaptlab tune`.")),
     )
     schema = spec_model.model_json_schema()
     schema["$schema"] = "https://json-schema.org/draft/2020-12/schema"
