@@ -320,7 +320,15 @@ def _command_validate(arguments: argparse.Namespace) -> int:
         total = sum(group["total"] for group in groups.values())
         sizes = ", ".join(f"{name} {len(split)}" for name, split in bundle.splits.items())
         _print(f"built: splits {sizes}; {trainable:,} of {total:,} parameters trainable")
+        _print(f"trainable by group: {_format_groups(groups)}")
     return 0
+
+
+def _format_groups(groups: dict[str, dict[str, int]]) -> str:
+    """Format ``parameter_groups`` output as ``adapter 1,024 of 1,024, backbone 0 of ...``."""
+    return ", ".join(
+        f"{name} {counts['trainable']:,} of {counts['total']:,}" for name, counts in groups.items()
+    )
 
 
 def _command_show(arguments: argparse.Namespace) -> int:
@@ -397,6 +405,8 @@ def _print_summary(summary: dict[str, Any]) -> None:
         share = 100.0 * parameters["trainable"] / max(parameters["total"], 1)
         _print(f"trainable parameters: {parameters['trainable']:,} of {parameters['total']:,} "
                f"({share:.2f} %)")
+        if parameters.get("groups"):
+            _print(f"trainable by group: {_format_groups(parameters['groups'])}")
     status = summary.get("status", "finished")
     _print(f"run {status}: {summary.get('run_dir')}")
 

@@ -161,8 +161,12 @@ def build_model(
 def parameter_groups(model: ComposedModel) -> dict[str, dict[str, int]]:
     """Count trainable and total parameters by group: backbone, adapter, heads, policy.
 
-    Adapter parameters are recognised as the trainable parameters of an adapted backbone;
-    when no adapter is set, every backbone parameter belongs to ``backbone``.
+    An adapter may classify the adapted backbone's parameters with a method
+    ``parameter_group(name, parameter) -> str | None`` (``name`` as in
+    ``model.backbone.named_parameters()``); a returned string is the group, for example
+    ``other`` for trained backbone weights that are not adapter weights. Without that method,
+    or where it returns ``None``, the trainable parameters of an adapted backbone count as
+    ``adapter`` and the rest as ``backbone``.
     """
     groups: dict[str, dict[str, int]] = {}
 
@@ -172,14 +176,20 @@ def parameter_groups(model: ComposedModel) -> dict[str, dict[str, int]]:
         if parameter.requires_grad:
             counts["trainable"] += parameter.numel()
 
+    classify = getattr(model.adapter, "parameter_group", None)
     head_ids = {id(p) for p in model.heads.parameters()}
-    backbone_ids = {id(p) for p in model.backbone.parameters()}
+    backbone_names = {id(p): name for name, p in model.backbone.named_parameters()}
     for parameter in model.parameters():
         if id(parameter) in head_ids:
             add("heads", parameter)
-        elif id(parameter) in backbone_ids:
-            adapted = model.adapter is not None and parameter.requires_grad
-            add("adapter" if adapted else "backbone", parameter)
+        elif id(parameter) in backbone_names:
+            group = None
+            if callable(classify):
+                group = classify(backbone_names[id(parameter)], parameter)
+            if group is None:
+                adapted = model.adapter is not None and parameter.requires_grad
+                group = "adapter" if adapted else "backbone"
+            add(group, parameter)
         else:
             add("policy", parameter)
     return groups

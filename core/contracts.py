@@ -170,7 +170,9 @@ class Adapter(Protocol):
     ``apply`` returns the adapted module (it may wrap or modify ``module`` in place) with
     ``requires_grad`` set: adapter weights trainable, frozen base weights not. The returned
     module keeps the ``Backbone`` contract. ``merge`` folds the adapter into the base weights
-    for inference and returns a module with the same outputs.
+    for inference and returns a module with the same outputs. An adapter may also define
+    ``parameter_group(name, parameter) -> str | None`` to name the group of each backbone
+    parameter in parameter reports (see ``adaptlab.core.compose.parameter_groups``).
     """
 
     def apply(self, module: nn.Module) -> nn.Module: ...
