@@ -414,14 +414,16 @@ def _print_summary(summary: dict[str, Any]) -> None:
 def _command_evaluate(arguments: argparse.Namespace) -> int:
     from adaptlab.core.training import api
 
-    metrics = api.evaluate(
+    split, metrics = api.evaluate_run(
         arguments.run_dir,
         split=arguments.split,
         checkpoint=arguments.checkpoint,
         registry=_registry(arguments),
     )
-    _print(f"{arguments.split} metrics of checkpoint {arguments.checkpoint} "
-           f"(written to {arguments.run_dir / ('eval-' + arguments.split + '.json')}):")
+    if split != arguments.split:
+        _print(f"the dataset has no {arguments.split!r} split, so {split!r} was evaluated")
+    _print(f"{split} metrics of checkpoint {arguments.checkpoint} "
+           f"(written to {arguments.run_dir / ('eval-' + split + '.json')}):")
     _print(_table(["metric", "value"], _metrics_rows(metrics)))
     return 0
 

@@ -21,7 +21,7 @@ from adaptlab.core.spec import load_spec
 from adaptlab.core.spec._search import SearchSpec
 from adaptlab.core.training.monitor import infer_mode
 from adaptlab.registry import Registry, suggest
-from adaptlab.tuning.cluster import ray_session, resolve_address
+from adaptlab.tuning.cluster import probe_address, ray_session, resolve_address
 from adaptlab.tuning.runner import (
     Objective,
     check_resume,
@@ -72,6 +72,10 @@ def run(arguments: argparse.Namespace) -> int:
     if problems:
         raise SpecError(problems, source=str(arguments.spec or arguments.resume))
 
+    address = resolve_address(arguments.address, search.address)
+    if address is not None:
+        # Probe before the experiment folder exists, so an unreachable cluster leaves nothing.
+        probe_address(address)
     if stored is not None:
         check_resume(arguments.resume, stored, base, search)
         experiment_dir = arguments.resume.resolve()
@@ -88,7 +92,6 @@ def run(arguments: argparse.Namespace) -> int:
         metrics=objective.metrics,
     )
     epochs = int(base.get("train", {}).get("epochs") or 1)
-    address = resolve_address(arguments.address, search.address)
     _print(f"experiment {experiment_dir}")
     with ray_session(
         address,
@@ -207,10 +210,16 @@ def _dry_run(
             status = "valid"
         rows.append([str(index), *[format_value(values.get(dim.path)) for dim in dims], status])
     _print(_table(headers, rows))
+    # The values that no sample drew are checked as a real run checks them before it starts.
+    unsampled = check_space(base, dims, registry, [])
     if invalid:
         _print(f"{invalid} of {len(samples)} sampled trial specs are invalid")
+    for problem in unsampled:
+        _print(f"invalid value outside the samples: {problem}")
+    if invalid or unsampled:
         return SpecError.exit_code
-    _print(f"all {len(samples)} sampled trial specs are valid")
+    _print(f"all {len(samples)} sampled trial specs are valid, and so is every listed value and "
+           "both ends of every range")
     return 0
 
 

@@ -35,7 +35,7 @@ from adaptlab.registry import Registry, get_registry
 if TYPE_CHECKING:
     from adaptlab.core.training.recipe import EpochCallback
 
-__all__ = ["evaluate", "load_run_spec", "select_checkpoint", "train"]
+__all__ = ["evaluate", "evaluate_run", "load_run_spec", "select_checkpoint", "train"]
 
 logger = logging.getLogger(__name__)
 
@@ -178,6 +178,20 @@ def evaluate(
 ) -> dict[str, float]:
     """Score a checkpoint of a run on one split; write ``eval-SPLIT.json`` and return metrics.
 
+    Same as :func:`evaluate_run`, without the name of the split that was evaluated.
+    """
+    return evaluate_run(run_dir, split=split, checkpoint=checkpoint, registry=registry)[1]
+
+
+def evaluate_run(
+    run_dir: Path,
+    *,
+    split: str = "test",
+    checkpoint: str = "best",
+    registry: Registry | None = None,
+) -> tuple[str, dict[str, float]]:
+    """Score a checkpoint of a run on one split; return the split evaluated and its metrics.
+
     ``checkpoint`` is ``best`` (falls back to ``last`` when the run recorded no best), ``last``
     (the newest valid checkpoint), an epoch number or ``epoch-NNNN``. When the dataset has no
     ``test`` split, ``split="test"`` evaluates ``val`` instead and logs a warning. The file is
@@ -256,4 +270,4 @@ def evaluate(
         loaded.state_path.name,
         ", ".join(f"{name} {value:.4g}" for name, value in metrics.items()),
     )
-    return metrics
+    return used_split, metrics

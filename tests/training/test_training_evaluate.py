@@ -9,7 +9,7 @@ import pytest
 
 from adaptlab.core.errors import CheckpointError, RunError
 from adaptlab.core.runs import MetricsLog, read_json
-from adaptlab.core.training.api import evaluate, train
+from adaptlab.core.training.api import evaluate, evaluate_run, train
 
 
 def run_blobs(make_spec, registry, test_size: int) -> Path:
@@ -62,6 +62,15 @@ def test_missing_test_split_uses_val(make_spec, registry, caplog):
     assert record["requested_split"] == "test"
     assert record["metrics"] == metrics
     assert any("no 'test' split" in r.getMessage() for r in caplog.records)
+
+
+def test_evaluate_run_names_fallback_split(make_spec, registry):
+    run_dir = run_blobs(make_spec, registry, test_size=0)
+
+    split, metrics = evaluate_run(run_dir, split="test", registry=registry)
+
+    assert split == "val"
+    assert read_json(run_dir / "eval-val.json")["metrics"] == metrics
 
 
 def test_missing_best_uses_last(make_spec, registry, caplog):

@@ -229,6 +229,19 @@ def test_dry_run_reports_invalid_choice(registry, tmp_path, capsys):
     assert not (tmp_path / "runs").exists()  # nothing trained
 
 
+def test_dry_run_checks_unsampled_values(registry, tmp_path, capsys):
+    spec = tuning_testkit.write_spec(tmp_path / "tune.yaml", tuning_testkit.tiny_digits(
+        tmp_path / "runs", space={"model.adapter.r": {"choice": [2, 4, 8, 0]}}, seed=0,
+    ))
+
+    status = tuning_testkit.run_tune([str(spec), "--dry-run", "--samples", "1"], registry)
+
+    output = capsys.readouterr().out
+    assert status == 2
+    assert "model.adapter.r=0" in output
+    assert "are valid" not in output
+
+
 def test_run_rejects_invalid_choice_before_ray(registry, tmp_path, capsys):
     spec = tuning_testkit.write_spec(tmp_path / "tune.yaml", tuning_testkit.tiny_digits(
         tmp_path / "runs", space={"model.adapter.r": {"choice": [2, -1]}}, num_samples=1,
@@ -271,3 +284,4 @@ def test_unreachable_address_fails_fast(tmp_path, capsys):
     assert error.count("\n") == 1
     assert error.startswith(f"error: cannot reach the Ray cluster at 127.0.0.1:{port}")
     assert "Connection refused" in error
+    assert not list((tmp_path / "runs").rglob("adaptlab-tune.json"))
