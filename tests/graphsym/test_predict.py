@@ -5,6 +5,8 @@ from __future__ import annotations
 import json
 import math
 import shutil
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -40,10 +42,11 @@ BAD_NETLISTS = {
     "undriven.v": (
         "module t(a, y);\n  input a;\n  output y;\n  wire floating;\n"
         "  NAND2_X1 u1 (.A(a), .B(floating), .Y(y));\nendmodule\n",
-        "have no driver: floating",
+        "no driver: floating",
     ),
     "garbage.v": ("module t(a, y); input a; output y; always @(a) y = a; endmodule\n", "cannot read the netlist"),
     "adder.vhd": ("entity adder is end;\n", "unknown netlist format '.vhd'"),
+    "no_cells.v": ("module t(a);\n  input a;\nendmodule\n", "module 't' has no cells"),
 }
 
 
@@ -162,3 +165,17 @@ def test_predict_rejects_other_dataset(tmp_path, capsys):
     write_spec(run, load_spec(ROOT / "examples" / "digits" / "lora.yaml").to_data())
     assert main(predict(run, str(FORMATS / "ha2.v"), "--target", "0.2")) == 2
     assert "was trained on dataset 'digits'" in single_error(capsys.readouterr().err)
+
+
+def test_predict_checks_arguments_before_torch(tmp_path):
+    # A missing netlist fails with status 2 and one line, before torch_geometric is imported.
+    # The command runs in a new interpreter, because this one has already imported torch.
+    script = (
+        "import sys\n"
+        "from adaptlab.core.cli import main\n"
+        f"code = main(['predict', {str(tmp_path / 'no-run')!r}, {str(tmp_path / 'absent.v')!r}, '--target', '0.2'])\n"
+        "print(code, 'torch_geometric' in sys.modules)\n"
+    )
+    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=False)
+    assert result.stdout.split() == ["2", "False"], result.stderr
+    assert single_error(result.stderr) == f"error: netlist not found: {tmp_path / 'absent.v'}; check the path"

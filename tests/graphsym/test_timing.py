@@ -248,7 +248,7 @@ def test_undriven_net_is_named(library) -> None:
     netlist = Netlist("undriven", inputs=["a"], outputs=["y"], instances=[
         Instance("u1", "NAND2", {"A": "a", "B": "floating", "Y": "y"}),
     ])
-    with pytest.raises(NetlistError, match=r"1 nets have no driver: floating \(read by instance u1\)"):
+    with pytest.raises(NetlistError, match=r"1 net has no driver: floating \(read by instance u1\)"):
         analyze_timing(netlist, library)
 
 

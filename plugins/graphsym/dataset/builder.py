@@ -306,10 +306,13 @@ def build_dataset(
                 if advance is not None:
                     advance(len(outcomes))
     except KeyboardInterrupt:
-        labelled = len(records) - cached
+        # Count the cache files rather than the outcomes received: a worker can finish and write
+        # its batch after the interrupt, and its outcomes never reach this process.
+        labelled = sum(1 for job in missing if cache.path(job.key).is_file())
         logger.warning(
-            "dataset build interrupted: %d of %d missing records were labelled and stay in the cache %s; "
-            "rerun the same build to label the rest", labelled, len(missing), cache.root,
+            "dataset build interrupted: %d of %d missing records were labelled and stay in the cache %s "
+            "(batches still running may add a few more); rerun the same build to label the rest",
+            labelled, len(missing), cache.root,
         )
         raise
 

@@ -28,6 +28,7 @@ from adaptlab.core.errors import ComponentBuildError
 
 from ..config import AddersDatasetConfig
 from ..designs import TOPOLOGIES, design_key
+from ..liberty import LibertyError, read_liberty
 from ..liberty.generate import LIBRARY_VERSION, write_library
 from .builder import DEFAULT_BATCH_SIZE, DENSITY_RANGE, DatasetBuild, adder_specs, build_dataset
 from .records import ARRAY_TOPOLOGY, RANDOM_TOPOLOGY, DelayTarget, DesignSpec, Record
@@ -58,6 +59,25 @@ def cache_root(config: AddersDatasetConfig) -> Path:
     return root / "graphsym"
 
 
+def ensure_cache_root(root: Path) -> Path:
+    """Create the cache folder ``root`` if needed and return it; raise ComponentBuildError when
+    it is a file or cannot be created."""
+    if root.exists() and not root.is_dir():
+        raise ComponentBuildError(
+            f"data.cache_dir: {root} is a file, not a folder; give a folder path "
+            "(--cache-dir DIR or data.cache_dir) or remove the file"
+        )
+    try:
+        root.mkdir(parents=True, exist_ok=True)
+    except OSError as error:
+        reason = error.strerror or type(error).__name__
+        raise ComponentBuildError(
+            f"data.cache_dir: cannot create the cache folder {root} ({reason}); give a writable "
+            "folder with --cache-dir DIR or data.cache_dir"
+        ) from None
+    return root
+
+
 def library_path(config: AddersDatasetConfig, root: Path) -> Path:
     """Return the Liberty file to use, writing the synthetic library on first use."""
     if config.library is not None:
@@ -70,9 +90,27 @@ def library_path(config: AddersDatasetConfig, root: Path) -> Path:
         return path
     path = root / f"synthetic-v{LIBRARY_VERSION}.lib"
     if not path.is_file():
-        root.mkdir(parents=True, exist_ok=True)
+        ensure_cache_root(root)
         write_library(path)
     return path
+
+
+def check_library(path: Path) -> None:
+    """Parse the Liberty file once with the project's reader, before any synthesis job starts.
+
+    Raises ComponentBuildError naming the file and line of the first problem, so that a broken
+    library fails once instead of once per design inside Yosys or a worker.
+    """
+    try:
+        read_liberty(path)
+    except LibertyError as error:
+        raise ComponentBuildError(
+            f"data.library: invalid Liberty file: {error}; fix the file or leave library unset "
+            "for the synthetic library"
+        ) from None
+    except OSError as error:
+        reason = error.strerror or type(error).__name__
+        raise ComponentBuildError(f"data.library: cannot read the Liberty file {path} ({reason}); check the path") from None
 
 
 def training_targets(config: AddersDatasetConfig) -> list[DelayTarget]:
@@ -207,8 +245,9 @@ def build_split_records(
     missing Liberty file, and DatasetError when the builder rejects the request or every job
     to build fails. A KeyboardInterrupt leaves the records finished so far in the cache.
     """
-    root = cache_root(config)
+    root = ensure_cache_root(cache_root(config))
     liberty = library_path(config, root)
+    check_library(liberty)
     targets = training_targets(config)
     test_targets = [DelayTarget(factor, relative=True) for factor in config.test_delay_target_factors or []]
     adders = adder_specs(width=config.width, count=config.count, seed=config.seed)

@@ -189,7 +189,8 @@ def build_timing_graph(netlist: Netlist, library: Library) -> TimingGraph:
             sinks = graph.sinks[graph.net_ids[name]]
             reader = f"instance {netlist.instances[sinks[0][0]].name}" if sinks else "a primary output"
             readers.append(f"{name} (read by {reader})")
-        raise _fail(netlist, f"{len(undriven)} nets have no driver: {_short_list(readers)}")
+        count = "1 net has" if len(undriven) == 1 else f"{len(undriven)} nets have"
+        raise _fail(netlist, f"{count} no driver: {_short_list(readers)}")
 
     graph.order, graph.levels = _topological_order(graph)
     logger.debug("netlist %s: %d instances, %d nets", netlist.name, len(graph.cells), len(graph.net_names))
