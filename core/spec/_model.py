@@ -190,7 +190,7 @@ def validate_spec(
     if refs.get("train") is not None and heads:
         problems += _check_monitor(refs["train"], heads, origins)
     if dataset is not None and refs.get("train") is not None:
-        problems += _check_dataset_monitor(dataset, refs["train"], origins)
+        problems += _check_dataset_monitor(dataset, refs["train"], origins, heads)
     search = validate_search(data.get("search"), problems)
 
     if problems or layout is None:
@@ -300,19 +300,32 @@ def _check_monitor(
 
 
 def _check_dataset_monitor(
-    dataset: ComponentRef, recipe: ComponentRef, origins: Mapping[str, str]
+    dataset: ComponentRef,
+    recipe: ComponentRef,
+    origins: Mapping[str, str],
+    heads: Mapping[str, ComponentRef] | None = None,
 ) -> list[str]:
     """Let the dataset judge a ``train.monitor`` without ``/``, such as a derived ``delta_m``.
 
     A dataset configuration may define ``check_monitor(name) -> str | None``, returning why
     the dataset cannot report ``name`` (for example missing single-task baselines) or None.
+    Where it accepts the keywords ``tasks`` (the tasks of model.heads) and ``mode``
+    (train.mode), they are passed too.
     """
+    import inspect
+
     monitor = getattr(recipe.config, "monitor", None)
     if not isinstance(monitor, str) or "/" in monitor or monitor == "loss":
         return []
     check = getattr(dataset.config, "check_monitor", None)
     if callable(check):
-        problem = check(monitor)
+        accepted = inspect.signature(check).parameters
+        extra: dict[str, Any] = {}
+        if "tasks" in accepted and heads is not None:
+            extra["tasks"] = list(heads)
+        if "mode" in accepted:
+            extra["mode"] = getattr(recipe.config, "mode", None)
+        problem = check(monitor, **extra)
     else:
         problem = (
             f"dataset {dataset.name!r} derives no metric {monitor!r}; monitor 'loss' or "

@@ -21,7 +21,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from adaptlab.core.errors import ComponentBuildError
+from adaptlab.core.errors import ComponentBuildError, RunError
 from adaptlab.plugins.mtlora.config import SwinBackboneConfig, untileable_reason
 
 __all__ = ["SwinBackbone", "build_swin_backbone", "forward_block_with_tasks", "load_swin_weights"]
@@ -110,8 +110,16 @@ class SwinBackbone(nn.Module):
         self.out_features = int(self.feature_channels[-1])
         self.task_names: tuple[str, ...] = ()
         self.task_stages: frozenset[int] = frozenset()
+        self.image_size = int(config.geometry().image_size)
 
     def forward(self, images: torch.Tensor) -> dict[str, Any]:
+        height, width = int(images.shape[-2]), int(images.shape[-1])
+        if height != self.image_size or width != self.image_size:
+            raise RunError(
+                f"input images are {height}x{width} but the swin backbone was built for "
+                f"{self.image_size}x{self.image_size}; data.image_size and "
+                "model.backbone.image_size must match (set both to the same value)"
+            )
         x = self.model.patch_embed(images)
         shared_maps: list[torch.Tensor] = []
         task_maps: dict[str, list[torch.Tensor]] = {task: [] for task in self.task_names}

@@ -87,7 +87,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     compare_parser.add_argument(
         "--output", type=Path, default=Path("mtlora-compare"),
-        help="Folder of the tables, the plot and the runs (default: ./mtlora-compare).",
+        help="New or empty folder of the tables, the plot and the runs; a non-empty folder "
+        "is refused so that an earlier comparison is never overwritten "
+        "(default: ./mtlora-compare).",
     )
     _add_scene_options(compare_parser, train=256, val=64, image_size=32)
     compare_parser.add_argument(
@@ -281,6 +283,80 @@ def _metrics_of(summary: Mapping[str, Any], tasks: Sequence[str]) -> dict[str, f
     return {task: float(final.get(f"{task}/{PRIMARY_METRICS[task]}", math.nan)) for task in tasks}
 
 
+def _compare_runs(
+    tasks: Sequence[str], ranks: Sequence[int]
+) -> list[tuple[str, str, int | None, list[str], dict[str, Any] | None]]:
+    """List the runs after pretraining as (name, kind, rank, tasks, adapter)."""
+    runs: list[tuple[str, str, int | None, list[str], dict[str, Any] | None]] = [
+        (f"single-{task}", "single-task", None, [task], None) for task in tasks
+    ]
+    runs.append(("multitask-full", "full fine-tuning", None, list(tasks), None))
+    for rank in ranks:
+        adapter = {"name": "mtlora", "shared_rank": rank, "task_rank": 4, "scale": 4.0}
+        runs.append((f"mtlora-r{rank}", "MTLoRA", rank, list(tasks), adapter))
+    return runs
+
+
+def _check_compare_options(
+    epochs: int, pretrain_epochs: int, ranks: Sequence[int], batch_size: int, lr: float
+) -> None:
+    """Reject option values no run could use, all problems in one line."""
+    from adaptlab.core.errors import SpecError
+
+    problems = []
+    if epochs < 1:
+        problems.append(f"--epochs {epochs} must be at least 1")
+    if pretrain_epochs < 0:
+        problems.append(f"--pretrain-epochs {pretrain_epochs} must be 0 (no pretraining) or more")
+    if not ranks:
+        problems.append("--ranks needs at least one rank")
+    bad = [rank for rank in ranks if rank < 1]
+    if bad:
+        problems.append(
+            f"--ranks {' '.join(str(rank) for rank in bad)}: every rank must be at least 1"
+        )
+    repeated = sorted({rank for rank in ranks if list(ranks).count(rank) > 1})
+    if repeated:
+        problems.append(
+            f"--ranks repeats {' '.join(str(rank) for rank in repeated)}; give each rank once"
+        )
+    if batch_size < 1:
+        problems.append(f"--batch-size {batch_size} must be at least 1")
+    if not (lr > 0 and math.isfinite(lr)):
+        problems.append(f"--lr {lr} must be a positive number")
+    if problems:
+        raise SpecError("; ".join(problems), source="adaptlab mtlora compare options")
+
+
+def _check_compare_specs(
+    tasks: Sequence[str],
+    ranks: Sequence[int],
+    epochs: int,
+    pretrain_epochs: int,
+    common: Mapping[str, Any],
+) -> None:
+    """Validate the spec of every run (pretraining included) before any training starts."""
+    from adaptlab.core.errors import SpecError
+    from adaptlab.core.spec import validate_spec
+
+    specs = []
+    if pretrain_epochs > 0:
+        specs.append(_spec_data(
+            "pretrain", tasks=tasks, adapter=None, epochs=pretrain_epochs, weights=None,
+            **{**common, "scene_seed": common["seed"] + 1000},
+        ))
+    for name, _, _, run_tasks, adapter in _compare_runs(tasks, ranks):
+        specs.append(_spec_data(name, tasks=run_tasks, adapter=adapter, epochs=epochs,
+                                weights=None, **common))
+    for data in specs:
+        try:
+            validate_spec(dict(data), source=f"mtlora compare run {data['name']}")
+        except SpecError as error:
+            raise SpecError(
+                "; ".join(error.problems), source=f"mtlora compare run {data['name']}"
+            ) from None
+
+
 def compare(
     output: Path,
     *,
@@ -292,11 +368,24 @@ def compare(
     lr: float,
     seed: int,
 ) -> Comparison:
-    """Train every model of the comparison, write the tables and the plot; return the rows."""
-    output.mkdir(parents=True, exist_ok=True)
+    """Train every model of the comparison, write the tables and the plot; return the rows.
+
+    Every option and every spec to train is checked first, and ``output`` must be new or
+    empty, so that a bad value fails before the first (long) training starts.
+    """
+    from adaptlab.core.errors import RunError
+
     tasks = list(scenes["tasks"])
     common = {"output": output, "scenes": scenes, "batch_size": batch_size, "lr": lr,
               "seed": seed, "scene_seed": seed}
+    _check_compare_options(epochs, pretrain_epochs, ranks, batch_size, lr)
+    _check_compare_specs(tasks, ranks, epochs, pretrain_epochs, common)
+    if output.exists() and (not output.is_dir() or any(output.iterdir())):
+        raise RunError(
+            f"compare output {str(output)!r} exists and is not empty; choose a new folder "
+            "with --output (an earlier comparison is never overwritten)"
+        )
+    output.mkdir(parents=True, exist_ok=True)
 
     weights = None
     if pretrain_epochs > 0:
@@ -316,12 +405,8 @@ def compare(
                      _metrics_of(summary, run_tasks), str(summary["run_dir"]))
         rows.append(row)
 
-    for task in tasks:
-        record(f"single-{task}", "single-task", None, [task], None)
-    record("multitask-full", "full fine-tuning", None, tasks, None)
-    for rank in ranks:
-        adapter = {"name": "mtlora", "shared_rank": rank, "task_rank": 4, "scale": 4.0}
-        record(f"mtlora-r{rank}", "MTLoRA", rank, tasks, adapter)
+    for name, kind, rank, run_tasks, adapter in _compare_runs(tasks, ranks):
+        record(name, kind, rank, run_tasks, adapter)
 
     table = comparison_rows(rows, tasks)
     markdown = _markdown(table, tasks)

@@ -81,3 +81,76 @@ def test_compare_trains_and_writes_table(tmp_path):
     assert float(table[2]["delta_m"]) == pytest.approx(mtlora.delta_m, abs=0.01)
     assert (tmp_path / "pareto.png").stat().st_size > 1000
     assert "| mtlora-r2 | 2 |" in (tmp_path / "comparison.md").read_text()
+
+
+@pytest.mark.parametrize(
+    ("options", "expected"),
+    [
+        (["--ranks", "0"], "--ranks 0: every rank must be at least 1"),
+        (["--ranks", "-4", "16"], "--ranks -4: every rank must be at least 1"),
+        (["--epochs", "0"], "--epochs 0 must be at least 1"),
+        (["--pretrain-epochs", "-1"], "--pretrain-epochs -1 must be 0"),
+        (["--batch-size", "0"], "--batch-size 0 must be at least 1"),
+        (["--lr", "0"], "--lr 0.0 must be a positive number"),
+        (["--ranks", "4", "4"], "--ranks repeats 4; give each rank once"),
+    ],
+)
+def test_compare_rejects_bad_options(tmp_path, capsys, monkeypatch, options, expected):
+    import adaptlab.plugins.mtlora.reproduce as reproduce
+
+    def no_training(data):
+        raise AssertionError("compare started training")
+
+    monkeypatch.setattr(reproduce, "_train", no_training)
+    output = tmp_path / "out"
+
+    status = main(["mtlora", "compare", "--output", str(output), *options])
+
+    error = capsys.readouterr().err
+    assert status == 2
+    assert expected in error
+    assert len(error.strip().splitlines()) == 1
+    assert not output.exists()
+
+
+def test_compare_validates_specs_first(tmp_path, monkeypatch):
+    import adaptlab.plugins.mtlora.reproduce as reproduce
+    from adaptlab.core.errors import SpecError
+
+    def no_training(data):
+        raise AssertionError("compare started training")
+
+    monkeypatch.setattr(reproduce, "_train", no_training)
+    runs = reproduce._compare_runs(["semseg", "normals"], [4, 16])
+    assert [run[0] for run in runs] == [
+        "single-semseg", "single-normals", "multitask-full", "mtlora-r4", "mtlora-r16",
+    ]
+    # 30 px cannot be tiled by the tiny Swin: the spec check fails, nothing is trained and
+    # the output folder is not created.
+    scenes = {"image_size": 30, "tasks": ["semseg", "normals"],
+              "counts": {"train": 4, "val": 2, "test": 0}}
+    output = tmp_path / "out"
+    with pytest.raises(SpecError) as caught:
+        compare(output, scenes=scenes, epochs=1, pretrain_epochs=1, ranks=[4], batch_size=2,
+                lr=1e-3, seed=0)
+    message = str(caught.value)
+    assert "mtlora compare run pretrain" in message
+    assert "\n" not in message
+    assert not output.exists()
+
+
+def test_compare_refuses_non_empty_output(tmp_path, capsys, monkeypatch):
+    import adaptlab.plugins.mtlora.reproduce as reproduce
+
+    def no_training(data):
+        raise AssertionError("compare started training")
+
+    monkeypatch.setattr(reproduce, "_train", no_training)
+    (tmp_path / "comparison.csv").write_text("earlier results")
+
+    status = main(["mtlora", "compare", "--output", str(tmp_path), "--train", "4", "--val", "2"])
+
+    error = capsys.readouterr().err
+    assert status == 2
+    assert "exists and is not empty; choose a new folder with --output" in error
+    assert (tmp_path / "comparison.csv").read_text() == "earlier results"

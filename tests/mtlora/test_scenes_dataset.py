@@ -141,6 +141,49 @@ def test_baseline_for_missing_task_is_spec_error():
         validate_spec(data)
 
 
+def test_delta_m_headless_baseline_rejected():
+    data = _spec_data(monitor="delta_m")
+    data["data"]["tasks"] = ["semseg", "normals", "depth"]
+    data["data"]["single_task"] = {"semseg/miou": 50.0, "depth/rmse": 1.0}
+
+    with pytest.raises(SpecError) as caught:
+        validate_spec(data)
+
+    message = str(caught.value)
+    assert "delta_m baselines depth/rmse" in message
+    assert "no head in model.heads (heads: semseg, normals)" in message
+    assert "add a head for each of those tasks or remove those baselines" in message
+    assert "\n" not in message
+
+
+def test_headless_baseline_without_delta_m_valid():
+    data = _spec_data(monitor="semseg/miou")
+    data["data"]["tasks"] = ["semseg", "normals", "depth"]
+    data["data"]["single_task"] = {"depth/rmse": 1.0}
+
+    validate_spec(data)
+
+
+def test_delta_m_mode_min_rejected():
+    data = _spec_data(monitor="delta_m", mode="min")
+    data["data"]["single_task"] = {"semseg/miou": 50.0}
+
+    with pytest.raises(SpecError, match="delta_m is higher-is-better.*set train.mode to max"):
+        validate_spec(data)
+
+    for mode in ("max", None):
+        data["train"]["mode"] = mode
+        validate_spec(data)
+
+
+def test_check_monitor_one_argument():
+    config = ScenesConfig(tasks=["semseg", "depth"], single_task={"depth/rmse": 1.0})
+
+    assert config.check_monitor("delta_m") is None
+    assert "depth/rmse" in config.check_monitor("delta_m", tasks=["semseg"])
+    assert config.check_monitor("other") is None
+
+
 def test_training_on_scenes_reports_delta_m(tmp_path):
     from adaptlab.core.training.api import train
 

@@ -7,7 +7,7 @@ import torch
 from pydantic import ValidationError
 from swin_testkit import TINY_SIZE, TINY_SWIN, tiny_backbone
 
-from adaptlab.core.errors import ComponentBuildError
+from adaptlab.core.errors import ComponentBuildError, RunError
 from adaptlab.plugins.mtlora.backbone import build_swin_backbone
 from adaptlab.plugins.mtlora.config import (
     PEFT_BASELINE_TARGETS,
@@ -161,3 +161,17 @@ def test_peft_lora_baseline_on_swin() -> None:
     assert trainable == sum(2 * 16 * width for width in widths)
     features = backbone(torch.randn(1, 3, TINY_SIZE, TINY_SIZE))
     assert tuple(features["stages"][0].shape) == (1, 48, 8, 8)
+
+
+def test_input_size_mismatch_one_line() -> None:
+    backbone = tiny_backbone().eval()
+    with pytest.raises(RunError) as caught:
+        backbone(torch.randn(1, 3, TINY_SIZE // 2, TINY_SIZE // 2))
+    message = str(caught.value)
+    assert "\n" not in message
+    assert f"{TINY_SIZE // 2}x{TINY_SIZE // 2}" in message
+    assert "data.image_size" in message
+    assert "model.backbone.image_size" in message
+    assert "must match" in message
+    with pytest.raises(RunError):
+        backbone(torch.randn(1, 3, TINY_SIZE, TINY_SIZE // 2))

@@ -153,12 +153,32 @@ class DenseDataConfig(ComponentConfig):
         """Return the tasks this dataset provides (the spec validator matches heads to them)."""
         return list(self.tasks)
 
-    def check_monitor(self, name: str) -> str | None:
-        """Return why ``train.monitor: NAME`` cannot be reported, or None (spec validation)."""
-        if name == "delta_m" and not self.single_task:
+    def check_monitor(
+        self, name: str, tasks: list[str] | None = None, mode: str | None = None
+    ) -> str | None:
+        """Return why ``train.monitor: NAME`` cannot be reported, or None (spec validation).
+
+        ``tasks`` are the tasks of model.heads and ``mode`` is train.mode, where known.
+        """
+        if name != "delta_m":
+            return None
+        if not self.single_task:
             return (
                 "delta_m needs single-task baselines, and data.single_task is empty; set it, "
                 "e.g. {semseg/miou: 67.21, normals/mean_error: 17.97}, or monitor TASK/METRIC"
+            )
+        if tasks is not None:
+            headless = [key for key in self.single_task if key.partition("/")[0] not in tasks]
+            if headless:
+                return (
+                    f"delta_m baselines {', '.join(headless)} in data.single_task name tasks "
+                    f"with no head in model.heads (heads: {', '.join(tasks)}); add a head for "
+                    "each of those tasks or remove those baselines"
+                )
+        if mode == "min":
+            return (
+                "delta_m is higher-is-better, so train.mode: min would keep the worst "
+                "checkpoint; set train.mode to max or leave it unset"
             )
         return None
 
