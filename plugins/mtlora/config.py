@@ -15,6 +15,7 @@ from pydantic import Field, field_validator, model_validator
 from adaptlab.core.contracts import ComponentConfig, HeadConfig
 
 __all__ = [
+    "METRIC_NAMES",
     "PEFT_BASELINE_TARGETS",
     "SWIN_STAGES",
     "HRNetHeadConfig",
@@ -384,6 +385,16 @@ class MTLoRAConfig(ComponentConfig):
         return [stage - 1 for stage in (self.stages or range(1, SWIN_STAGES + 1))]
 
 
+METRIC_NAMES: dict[str, tuple[str, ...]] = {
+    "segmentation": ("miou", "pixel_accuracy"),
+    "saliency": ("miou", "maxf"),
+    "normals": ("mean_error", "median_error", "within_11_25", "within_22_5", "within_30"),
+    "edge": ("odsf",),
+    "depth": ("rmse",),
+}
+"""Keys of ``new_dense_metric(task).compute()`` by task kind."""
+
+
 class HRNetHeadConfig(HeadConfig):
     """HRNet-style dense head of MTLoRA, one per task.
 
@@ -412,3 +423,9 @@ class HRNetHeadConfig(HeadConfig):
         if not value or any(width < 1 for width in value):
             raise ValueError("give one positive channel count per feature map, e.g. [18, 36, 72, 144]")
         return value
+
+    @classmethod
+    def metric_names(cls) -> tuple[str, ...]:
+        """Return every metric a dense task can report; validation checks ``train.monitor``
+        against them (the head's own task kind is known only when it is built)."""
+        return tuple(sorted({name for names in METRIC_NAMES.values() for name in names}))

@@ -30,6 +30,7 @@ import torch.nn.functional as F
 
 from adaptlab.core.contracts import Metric, TaskInfo
 from adaptlab.core.errors import ComponentBuildError, RunError
+from adaptlab.plugins.mtlora.config import METRIC_NAMES
 
 __all__ = [
     "EDGE_POS_WEIGHT",
@@ -49,15 +50,7 @@ IGNORE_INDEX = 255
 EDGE_POS_WEIGHT = 0.95
 TASK_KINDS = ("segmentation", "saliency", "normals", "edge", "depth")
 
-METRIC_NAMES: Mapping[str, tuple[str, ...]] = {
-    "segmentation": ("miou", "pixel_accuracy"),
-    "saliency": ("miou", "maxf"),
-    "normals": ("mean_error", "median_error", "within_11_25", "within_22_5", "within_30"),
-    "edge": ("odsf",),
-    "depth": ("rmse",),
-}
-"""Keys of ``new_dense_metric(task).compute()`` by task kind."""
-
+# Defined with the configurations, which the CLI imports without torch.
 LOWER_IS_BETTER = frozenset({"mean_error", "median_error", "rmse", "loss"})
 """Metric names whose value improves downwards; delta-m counts them with a negative sign."""
 

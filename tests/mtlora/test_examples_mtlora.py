@@ -7,6 +7,7 @@ from pathlib import Path
 import pytest
 
 from adaptlab.core.compose import build_data, build_model
+from adaptlab.core.errors import SpecError
 from adaptlab.core.spec import load_spec
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples" / "mtlora"
@@ -18,6 +19,11 @@ def test_example_validates(name):
 
     assert spec.data.name in {"scenes", "pascal_context"}
     assert set(spec.model.heads) == set(spec.data.config.tasks)
+
+
+def test_misspelt_monitor_metric_rejected():
+    with pytest.raises(SpecError, match=r"reports no metric 'mIoU'; did you mean 'miou'\?"):
+        load_spec(EXAMPLES / "scenes_cpu.yaml", ["train.monitor=semseg/mIoU"])
 
 
 def test_published_configuration_values():
