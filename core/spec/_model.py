@@ -148,6 +148,13 @@ def validate_spec(
     """Validate plain spec data; raise :class:`SpecError` listing every problem."""
     registry = registry or get_registry()
     data, origins = apply_overrides(dict(data), overrides)
+    model = data.get("model")
+    if isinstance(model, Mapping) and isinstance(model.get("heads"), Mapping):
+        # A head set to null (in a child file or an override) removes an inherited head.
+        data["model"] = {
+            **model,
+            "heads": {task: ref for task, ref in model["heads"].items() if ref is not None},
+        }
     problems: list[str] = []
     try:
         layout = _Layout.model_validate(data)

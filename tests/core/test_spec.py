@@ -271,6 +271,15 @@ def test_override_switches_component(tmp_path, registry):
     assert spec.model.adapter.name == "scaler"
 
 
+def test_null_head_removes_inherited_head(tmp_path, registry):
+    write(tmp_path, "base.yaml", VALID)
+    child = write(tmp_path, "child.yaml", "extends: base.yaml\nmodel:\n  heads:\n    other: {name: linear}\n")
+
+    spec = load_spec(child, ["model.heads.other=null"], registry=registry)
+
+    assert list(spec.model.heads) == ["label"]
+
+
 def test_override_unknown_path_is_error(tmp_path, registry):
     path = write(tmp_path, "s.yaml", VALID)
     (problem,) = problems_of(lambda: load_spec(path, ["train.epocs=3"], registry=registry))
