@@ -58,7 +58,7 @@ def _global_options() -> argparse.ArgumentParser:
 
 
 def _parser(plugin_commands: Mapping[str, Any] | None = None) -> argparse.ArgumentParser:
-    """The CLI parser: built-in commands plus the commands that loaded plugins register."""
+    """Build the CLI parser: built-in commands plus the commands that loaded plugins register."""
     parser = argparse.ArgumentParser(
         prog="adaptlab",
         description="Compose, train and evaluate parameter-efficient and adaptive models "

@@ -38,7 +38,7 @@ COST_METRICS = (PARAMETERS_METRIC, FLOPS_METRIC)
 
 @dataclass
 class TrialResult:
-    """One trial's outcome. ``metrics`` holds each objective's best value over its epochs."""
+    """One trial's outcome. ``metrics`` contains each objective's best value over its epochs."""
 
     trial_id: str
     values: dict[str, Any]

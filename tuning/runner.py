@@ -1,6 +1,6 @@
 """Ray Tune experiments of adaptlab trials: building the Tuner, running it and resuming it.
 
-An experiment folder (``STORAGE_PATH/EXPERIMENT_NAME``) holds Ray Tune's own state, the
+An experiment folder (``STORAGE_PATH/EXPERIMENT_NAME``) contains Ray Tune's own state, the
 trials' adaptlab run folders under ``trials/``, the result files, and ``adaptlab-tune.json``:
 the resolved base spec and search section it was started with, which ``--resume`` compares
 against the spec given then.

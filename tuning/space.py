@@ -50,7 +50,7 @@ class Dimension:
 
     @property
     def encoded(self) -> bool:
-        """Whether Ray Tune sees indices instead of the listed values."""
+        """Whether Ray Tune receives indices instead of the listed values."""
         return bool(self.values) and not all(isinstance(v, _SCALARS) for v in self.values)
 
     def grid_values(self) -> list[Any] | None:

@@ -8,7 +8,7 @@ failed trial (``FailureConfig.max_failures``) it passes that checkpoint back, an
 continues its run with ``api.train(None, resume_dir=...)`` from the newest valid adaptlab
 checkpoint instead of starting over.
 
-NOTE: the Ray checkpoint holds a path, not the weights, so on a multi-node cluster the
+NOTE: the Ray checkpoint contains a path, not the weights, so on a multi-node cluster the
 experiment folder must be on a filesystem that every node mounts at the same path.
 """
 

@@ -139,8 +139,8 @@ class SupervisedConfig(ComponentConfig):
     @field_validator("monitor")
     @classmethod
     def _check_monitor(cls, value: str | None) -> str | None:
-        # delta_m is derived across tasks by datasets with single-task baselines; the spec
-        # validator asks the dataset whether it reports it.
+        # Datasets with single-task baselines derive delta_m across tasks. The spec validator
+        # checks with the dataset whether it reports it.
         if value is not None and value not in ("loss", "delta_m") and "/" not in value:
             raise ValueError(
                 "monitor must be 'loss' or 'TASK/METRIC', e.g. 'digit/accuracy' (or 'delta_m' "

@@ -132,7 +132,7 @@ def test_data_max_fanout_reaches_abc(tmp_path, capsys):
 
 
 def test_data_interrupt_counts_late_records(tmp_path, monkeypatch, capsys):
-    # The second batch writes its record and then sees Ctrl-C, like a worker that finishes
+    # The second batch writes its record and then receives Ctrl-C, like a worker that finishes
     # after the interrupt: its outcome never arrives, but the message counts its cache file.
     cache = tmp_path / "cache"
     original = batch_module.run_batch

@@ -95,7 +95,9 @@ def test_printed_table_lists_trials(lora_experiment):
     output = lora_experiment["output"]
     rows = read_csv(lora_experiment["experiment"] / "results.csv")
 
-    assert "TRIAL" in output and "DIGIT/ACCURACY" in output and "TRAINABLE" in output
+    assert "TRIAL" in output
+    assert "DIGIT/ACCURACY" in output
+    assert "TRAINABLE" in output
     for row in rows:
         line = next(line for line in output.splitlines() if line.startswith(row["trial"]))
         assert line.split()[-1] == "completed"

@@ -10,7 +10,7 @@ cache, and sorts the records into the splits ``train``, ``val`` and ``test``:
   each factor of ``delay_target_factors``, or ``delay_target_factor``.
 * The test split contains the held-out test adders at the training targets, unless
   ``test_delay_target_factors`` (unseen targets, for held-out or all adders) or
-  ``test_circuits`` (comparators and multipliers) say otherwise.
+  ``test_circuits`` (comparators and multipliers) change that.
 
 This module does not import torch, so the ``adaptlab data`` command can use it.
 """

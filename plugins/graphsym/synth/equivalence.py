@@ -137,7 +137,7 @@ class _Structure:
                         return None
                     pending = [child for child in children if child not in values]
                     if pending:
-                        # Without a loop the stack holds at most the pending inputs of each
+                        # Without a loop the stack contains at most the pending inputs of each
                         # instance on the current path.
                         if len(stack) > (_MAX_INPUTS + 1) * (len(netlist.instances) + 1):
                             return None  # a loop: let the solver report it
